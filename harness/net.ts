@@ -1,0 +1,42 @@
+/** Loopback ports: finding free ones and waiting for a server to listen. */
+import { createConnection, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** A port the kernel just handed out on 127.0.0.1 and took back; free unless someone races for it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Resolves once something accepts connections on the port; rejects with gaveUp()'s message as
+ * soon as it returns one (the process died), or after the timeout.
+ */
+export async function waitForPort(port: number, gaveUp: () => string | undefined, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const failure = gaveUp();
+    if (failure !== undefined) throw new Error(failure);
+    if (await canConnect(port)) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * An nginx (or openresty) server with a prefix directory of its own: conf/nginx.conf, logs/,
+ * temp dirs. The prefix is removed on stop, whatever the test's outcome.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Runtime, ServerProcess } from "./runtime.ts";
+
+export interface ReloadResult {
+  ok: boolean;
+  /** error.log lines written during the reload. */
+  log: string;
+}
+
+const START_ARGS = ["-c", "conf/nginx.conf", "-e", "logs/error.log"];
+
+export class NginxServer {
+  private process: ServerProcess | undefined;
+
+  private constructor(
+    readonly prefix: string,
+    readonly port: number,
+  ) {}
+
+  /** A prefix directory holding conf/nginx.conf = conf; nothing runs yet. */
+  static prepare(conf: string, port: number): NginxServer {
+    const prefix = mkdtempSync(join(tmpdir(), "gray-nginx-"));
+    // Workers run as nobody when the master is root: they must reach the prefix's temp dirs.
+    chmodSync(prefix, 0o755);
+    mkdirSync(join(prefix, "conf"));
+    mkdirSync(join(prefix, "logs"));
+    writeFileSync(join(prefix, "logs", "error.log"), "");
+    const server = new NginxServer(prefix, port);
+    server.writeConf(conf);
+    return server;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get errorLogPath(): string {
+    return join(this.prefix, "logs", "error.log");
+  }
+
+  errorLog(): string {
+    return readFileSync(this.errorLogPath, "utf8");
+  }
+
+  writeConf(conf: string): void {
+    writeFileSync(join(this.prefix, "conf", "nginx.conf"), conf);
+  }
+
+  /** Starts the master in the foreground; rejects, with nginx's own words, if it refuses to start. */
+  async start(runtime: Runtime, readPaths: string[]): Promise<void> {
+    try {
+      this.process = await runtime.spawn("nginx", ["-p", this.prefix, ...START_ARGS, "-g", "daemon off;"], {
+        port: this.port,
+        paths: [this.prefix, ...readPaths],
+      });
+    } catch (err) {
+      // With -e, nginx writes why it refused to start to error.log rather than to stderr.
+      throw new Error(`nginx did not start: ${(err as Error).message}\n${this.errorLog()}`);
+    }
+  }
+
+  /** nginx -s reload, then waits for the master's verdict in error.log: new workers, or the error that kept the old ones. */
+  async reload(conf?: string, timeoutMs = 10000): Promise<ReloadResult> {
+    if (!this.process) throw new Error("nginx is not running");
+    if (conf !== undefined) this.writeConf(conf);
+    const from = statSync(this.errorLogPath).size;
+    const sent = await this.process.exec(["-p", this.prefix, ...START_ARGS, "-s", "reload"]);
+    if (sent.exitCode !== 0) return { ok: false, log: sent.output };
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const log = readFileSync(this.errorLogPath).subarray(from).toString("utf8");
+      if (/\[(emerg|alert)\]/.test(log)) return { ok: false, log };
+      if (/start worker process/.test(log)) return { ok: true, log };
+      await sleep(20);
+    }
+    throw new Error(`no verdict on the reload within ${timeoutMs} ms`);
+  }
+
+  async signal(signal: NodeJS.Signals): Promise<void> {
+    await this.process?.signal(signal);
+  }
+
+  async stop(): Promise<void> {
+    const process = this.process;
+    this.process = undefined;
+    try {
+      await process?.stop();
+    } finally {
+      rmSync(this.prefix, { recursive: true, force: true });
+    }
+  }
+}

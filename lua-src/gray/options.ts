@@ -1,0 +1,151 @@
+/**
+ * The router's options: defaults and validation, done once in configure() so the request path
+ * checks nothing. Pure: the CLI validates with the same code.
+ */
+import { type Cidr, parseCidr } from "./ip.ts";
+
+export interface MemcachedOptions {
+  host: string;
+  port: number;
+  timeout_ms: number;
+  pool_size: number;
+  keepalive_ms: number;
+}
+
+export interface RouterOptions {
+  memcached: MemcachedOptions;
+  key_prefix: string;
+  stable_location: string;
+  canary_location: string;
+  canary_value: string;
+  trusted_proxies: Cidr[];
+  debug_header: string | undefined;
+}
+
+/** memcached's limit on a key; the longest address text nginx prints is 45 bytes. */
+export const MAX_KEY_BYTES = 250;
+export const MAX_KEY_PREFIX_BYTES = MAX_KEY_BYTES - 45;
+
+type Raw = Record<string, unknown>;
+type Check<T> = (value: unknown) => T | undefined;
+
+function isTable(value: unknown): value is Raw {
+  return typeof value === "object" && value !== null;
+}
+
+function isInteger(value: unknown, min: number, max: number): value is number {
+  return typeof value === "number" && Math.floor(value) === value && value >= min && value <= max;
+}
+
+/** No space, no control character: what memcached refuses in a key (and what would split a command). */
+function isKeySafe(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c === 127) return false;
+  }
+  return true;
+}
+
+/** An HTTP header name (RFC 9110 token). */
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+    if (!alnum && "!#$%&'*+-.^_`|~".indexOf(s.charAt(i)) < 0) return false;
+  }
+  return true;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : `${typeof value} ${String(value)}`;
+}
+
+function invalid(name: string, expected: string, value: unknown): string {
+  return `gray.router: option ${name} must be ${expected} (got ${describe(value)})`;
+}
+
+function unknownKeys(raw: Raw, known: Record<string, boolean>, parent: string): string | undefined {
+  for (const key in raw) {
+    if (known[key] !== true) return `gray.router: unknown option ${parent}${String(key)}`;
+  }
+  return undefined;
+}
+
+const MEMCACHED_KEYS: Record<string, boolean> = { host: true, port: true, timeout_ms: true, pool_size: true, keepalive_ms: true };
+const ROUTER_KEYS: Record<string, boolean> = {
+  memcached: true,
+  key_prefix: true,
+  stable_location: true,
+  canary_location: true,
+  canary_value: true,
+  trusted_proxies: true,
+  debug_header: true,
+};
+
+const hostName: Check<string> = (v) => (typeof v === "string" && v.length > 0 && isKeySafe(v) ? v : undefined);
+const location: Check<string> = (v) =>
+  typeof v === "string" && v.length > 1 && (v.charAt(0) === "@" || v.charAt(0) === "/") && isKeySafe(v) ? v : undefined;
+
+/** Turns what the user wrote into options, or returns the message that names the first bad one. */
+export function parseOptions(input: unknown): RouterOptions | string {
+  const raw: Raw = input === undefined ? {} : (input as Raw);
+  if (!isTable(input) && input !== undefined) return invalid("(the argument of configure)", "a table", input);
+  const bad = unknownKeys(raw, ROUTER_KEYS, "");
+  if (bad !== undefined) return bad;
+  const mc: Raw = raw.memcached === undefined ? {} : (raw.memcached as Raw);
+  if (!isTable(raw.memcached) && raw.memcached !== undefined) return invalid("memcached", "a table", raw.memcached);
+  const badMc = unknownKeys(mc, MEMCACHED_KEYS, "memcached.");
+  if (badMc !== undefined) return badMc;
+
+  const host = mc.host === undefined ? "127.0.0.1" : hostName(mc.host);
+  if (host === undefined) return invalid("memcached.host", "a non-empty string without spaces", mc.host);
+  const port = mc.port === undefined ? 11211 : mc.port;
+  if (!isInteger(port, 1, 65535)) return invalid("memcached.port", "an integer in 1..65535", port);
+  const timeout = mc.timeout_ms === undefined ? 50 : mc.timeout_ms;
+  if (!isInteger(timeout, 1, 60000)) return invalid("memcached.timeout_ms", "an integer in 1..60000", timeout);
+  const poolSize = mc.pool_size === undefined ? 32 : mc.pool_size;
+  if (!isInteger(poolSize, 1, 10000)) return invalid("memcached.pool_size", "an integer in 1..10000", poolSize);
+  const keepalive = mc.keepalive_ms === undefined ? 60000 : mc.keepalive_ms;
+  if (!isInteger(keepalive, 1, 86400000)) return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
+
+  const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
+  if (typeof prefix !== "string" || prefix.length > MAX_KEY_PREFIX_BYTES || !isKeySafe(prefix)) {
+    return invalid("key_prefix", `a string of at most ${MAX_KEY_PREFIX_BYTES} bytes without spaces or control characters`, prefix);
+  }
+  const stable = raw.stable_location === undefined ? "@client" : location(raw.stable_location);
+  if (stable === undefined) return invalid("stable_location", "a named location (@name) or a URI (/path)", raw.stable_location);
+  const canary = raw.canary_location === undefined ? "@client_test" : location(raw.canary_location);
+  if (canary === undefined) return invalid("canary_location", "a named location (@name) or a URI (/path)", raw.canary_location);
+  const canaryValue = raw.canary_value === undefined ? "1" : raw.canary_value;
+  if (typeof canaryValue !== "string" || canaryValue.length === 0) return invalid("canary_value", "a non-empty string", canaryValue);
+  const debugHeader = raw.debug_header;
+  if (debugHeader !== undefined && (typeof debugHeader !== "string" || !isToken(debugHeader))) {
+    return invalid("debug_header", "an HTTP header name", debugHeader);
+  }
+
+  const trusted: Cidr[] = [];
+  const proxies = raw.trusted_proxies === undefined ? [] : raw.trusted_proxies;
+  if (!isTable(proxies)) return invalid("trusted_proxies", "a list of CIDRs", proxies);
+  const list = proxies as unknown as unknown[];
+  let entries = 0;
+  for (const _ in proxies) entries++;
+  // A Lua table with named keys, or with holes, is not a list: refuse it rather than guess.
+  if (entries !== list.length) return invalid("trusted_proxies", "a list of CIDRs", proxies);
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i];
+    const cidr = typeof item === "string" ? parseCidr(item) : undefined;
+    if (cidr === undefined) return invalid(`trusted_proxies[${i + 1}]`, "an IPv4 or IPv6 address or CIDR", item);
+    trusted.push(cidr);
+  }
+
+  return {
+    memcached: { host, port, timeout_ms: timeout, pool_size: poolSize, keepalive_ms: keepalive },
+    key_prefix: prefix,
+    stable_location: stable,
+    canary_location: canary,
+    canary_value: canaryValue,
+    trusted_proxies: trusted,
+    debug_header: debugHeader,
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * lua-resty-memcached as the router uses it (https://github.com/openresty/lua-resty-memcached).
+ * Methods are colon-called on the module and on the client, so no @noSelf here.
+ */
+
+/** @noSelf */
+type KeyTransform = (key: string) => string;
+
+interface MemcachedNewOptions {
+  /** { escape, unescape }: by default keys are URI-escaped, which would turn "2001:db8::1" into "2001%3Adb8%3A%3A1". */
+  key_transform?: [KeyTransform, KeyTransform];
+}
+
+interface MemcachedConnectOptions {
+  pool_size?: number;
+}
+
+interface MemcachedClient {
+  /** Connect, send and read timeout at once, in ms (the only timeout setter in v0.13, Debian's). */
+  set_timeout(timeout_ms: number): LuaMultiReturn<[1] | [undefined, string]>;
+  connect(host: string, port: number, options?: MemcachedConnectOptions): LuaMultiReturn<[1] | [undefined, string]>;
+  /** A miss is (nil, nil, nil); a failure is (nil, nil, err). */
+  get(key: string): LuaMultiReturn<[string, number, undefined] | [undefined, undefined, string | undefined]>;
+  set_keepalive(max_idle_ms: number, pool_size: number): LuaMultiReturn<[1] | [undefined, string]>;
+  close(): LuaMultiReturn<[1] | [undefined, string]>;
+}
+
+interface MemcachedModule {
+  "new"(options?: MemcachedNewOptions): LuaMultiReturn<[MemcachedClient] | [undefined, string]>;
+}

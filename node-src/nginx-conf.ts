@@ -1,0 +1,127 @@
+/**
+ * nginx configuration for the gray router, rendered from one place for the drop-in example
+ * that `npm run build` writes and for every config the harness runs, so the two cannot drift.
+ */
+import { type LuaValue, toLua } from "./lua-literal.ts";
+
+/** OpenResty has lua-nginx-module built in; Debian/Ubuntu nginx loads it from libnginx-mod-http-lua. */
+export type Flavour = "openresty" | "debian";
+
+export const DEBIAN_MODULES = [
+  "/usr/lib/nginx/modules/ndk_http_module.so",
+  "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+];
+
+export interface RouterSite {
+  /** Directories holding gray/router.lua (dist/lua), searched before the default path. */
+  luaPaths: string[];
+  /** The table given to configure(); undefined keys are left out. */
+  options: Record<string, LuaValue>;
+  /** "8080", "127.0.0.1:8080", "[::1]:8080": one listen directive each. */
+  listen: string[];
+  /** Upstream servers ("host:port" plus parameters) of the stable and the canary version. */
+  stable: string[];
+  canary: string[];
+  /** Proxy settings shared by @client and @client_test. */
+  proxy?: string[];
+  /** Extra directives inside the server block. */
+  serverExtra?: string[];
+  /** Emit the explanatory comments (the drop-in example) or not (test configs). */
+  comments?: boolean;
+  /** Lua lines shown commented out inside configure({ }), as examples of more options. */
+  optionExamples?: string[];
+}
+
+/** configure({...}) on one line, or one option a line followed by commented examples. */
+function configureCall(site: RouterSite): string[] {
+  if (!site.optionExamples?.length) return [`init_by_lua_block { require("gray.router").configure(${toLua(site.options)}) }`];
+  const fields = Object.entries(site.options).map(([k, v]) => `        ${k} = ${toLua(v)},`);
+  return [
+    "init_by_lua_block {",
+    '    require("gray.router").configure({',
+    ...fields,
+    ...site.optionExamples.map((l) => `        -- ${l}`),
+    "    })",
+    "}",
+  ];
+}
+
+const indent = (lines: string[], by: string) => lines.map((l) => (l === "" ? l : by + l));
+
+/** The http-context part: what a user drops into conf.d/ or includes inside http { }. */
+export function renderSite(site: RouterSite): string[] {
+  const c = (...lines: string[]) => (site.comments ? lines.map((l) => `# ${l}`) : []);
+  const luaPath = [...site.luaPaths.map((p) => `${p}/?.lua`), ";"].join(";");
+  const proxy = site.proxy ?? ["proxy_http_version 1.1;", 'proxy_set_header Connection "";', "proxy_set_header Host $host;"];
+  return [
+    ...c("Where gray/router.lua is (npm run build writes it to dist/lua); ';;' keeps the default path,", "which finds resty.core and resty.memcached (Debian: nginx.memcached, found too)."),
+    `lua_package_path "${luaPath}";`,
+    ...c("Store failures are reported by the router itself, at most one warning every few seconds;", "this keeps the socket layer from logging the same failure once per request."),
+    "lua_socket_log_errors off;",
+    "",
+    ...c("Options are checked here, once: a bad one stops nginx from starting, and a reload with it", "is refused while the running workers keep serving."),
+    ...configureCall(site),
+    "",
+    ...c("The stable (normal) version."),
+    "upstream client {",
+    ...indent(site.stable.map((s) => `server ${s};`), "    "),
+    "    keepalive 32;",
+    "}",
+    ...c("The canary (new) version."),
+    "upstream client_test {",
+    ...indent(site.canary.map((s) => `server ${s};`), "    "),
+    "    keepalive 32;",
+    "}",
+    "",
+    "server {",
+    ...indent(site.listen.map((l) => `listen ${l};`), "    "),
+    ...indent(site.serverExtra ?? [], "    "),
+    "",
+    ...indent(c("Every request is routed here; route() ends with ngx.exec to one of the locations below."), "    "),
+    "    location / {",
+    '        access_by_lua_block { require("gray.router").route() }',
+    "    }",
+    ...indent(c("Named locations: no access_by_lua here, or the router would run again after ngx.exec."), "    "),
+    "    location @client {",
+    ...indent(proxy, "        "),
+    "        proxy_pass http://client;",
+    "    }",
+    "    location @client_test {",
+    ...indent(proxy, "        "),
+    "        proxy_pass http://client_test;",
+    "    }",
+    "}",
+  ];
+}
+
+export interface MainConf {
+  flavour: Flavour;
+  workers?: number;
+  /** Relative paths resolve against nginx's prefix (-p). */
+  errorLog?: string;
+  errorLogLevel?: string;
+  pidFile?: string;
+  /** http-context lines: the site and anything else (backends, oracles). */
+  http: string[];
+}
+
+/** A complete nginx.conf around http-context lines. */
+export function renderMain(conf: MainConf): string {
+  const modules = conf.flavour === "debian" ? DEBIAN_MODULES.map((m) => `load_module ${m};`) : [];
+  return [
+    ...modules,
+    `worker_processes ${conf.workers ?? 1};`,
+    `error_log ${conf.errorLog ?? "logs/error.log"} ${conf.errorLogLevel ?? "notice"};`,
+    `pid ${conf.pidFile ?? "logs/nginx.pid"};`,
+    "",
+    "events {",
+    "    worker_connections 1024;",
+    "}",
+    "",
+    "http {",
+    "    access_log off;",
+    ...indent(conf.http, "    "),
+    "}",
+    "",
+  ].join("\n");
+}
