@@ -23,7 +23,7 @@ const agents = new Map<string, Agent>();
 function agentFor(from: string): Agent {
   let agent = agents.get(from);
   if (!agent) {
-    agent = new Agent({ connect: { localAddress: from }, keepAliveTimeout: 1000 });
+    agent = new Agent({ localAddress: from, keepAliveTimeout: 1000 });
     agents.set(from, agent);
   }
   return agent;

@@ -5,7 +5,6 @@
  */
 import type { LuaValue } from "../node-src/lua-literal.ts";
 import { renderMain, renderSite } from "../node-src/nginx-conf.ts";
-import { MemcachedServer } from "./memcached.ts";
 import { freePort } from "./net.ts";
 import { NginxServer, type ReloadResult } from "./nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "./paths.ts";
@@ -13,9 +12,15 @@ import type { Runtime } from "./runtime.ts";
 
 export type RouterOptions = Record<string, LuaValue>;
 
+/** Where the router's memcached is; a MemcachedServer is one. */
+export interface MemcachedAddress {
+  host: string;
+  port: number;
+}
+
 export interface RouterStackOptions {
   runtime: Runtime;
-  memcached: MemcachedServer;
+  memcached: MemcachedAddress;
   /** configure() options; memcached host and port are filled in unless given. */
   options?: RouterOptions;
   /** Also listen on [::1] (same port). */
@@ -45,7 +50,7 @@ function backend(name: string, port: number): string[] {
 
 export function renderStackConf(
   runtime: Runtime,
-  memcached: MemcachedServer,
+  memcached: MemcachedAddress,
   ports: StackPorts,
   options: RouterOptions = {},
   extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers"> = {},

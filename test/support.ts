@@ -1,0 +1,76 @@
+/**
+ * What integration tests share: the runtime picked by global setup, the shared memcached,
+ * and a router started per file. Cases are data, in the spirit of Test::Nginx.
+ */
+import { afterAll, beforeAll, beforeEach, expect, inject } from "vitest";
+import { FlagStore } from "../harness/flags.ts";
+import { type Ask, closeAgents, get } from "../harness/http.ts";
+import { type Runtime, createRuntime } from "../harness/runtime.ts";
+import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
+
+export type Route = "stable" | "canary";
+
+export interface RouteCase {
+  name: string;
+  /** memcached keys to set ("1" unless given) before the request. */
+  flags?: Record<string, string> | string[];
+  request?: Ask;
+  expect: Route;
+}
+
+export function sharedMemcached(): { host: string; port: number; address: string } {
+  const port = inject("memcachedPort");
+  return { host: "127.0.0.1", port, address: `127.0.0.1:${port}` };
+}
+
+let runtime: Runtime | undefined;
+export async function testRuntime(): Promise<Runtime> {
+  runtime ??= await createRuntime(inject("runtime"));
+  return runtime;
+}
+
+/** A router for the whole file, on the shared memcached, flushed before each test. */
+export function useRouter(config: Omit<RouterStackOptions, "runtime" | "memcached"> & Partial<Pick<RouterStackOptions, "memcached">> = {}) {
+  const ctx = {} as { router: RouterStack; flags: FlagStore };
+  beforeAll(async () => {
+    const memcached = config.memcached ?? sharedMemcached();
+    ctx.router = await RouterStack.start({ ...config, runtime: await testRuntime(), memcached });
+    ctx.flags = new FlagStore(`${memcached.host}:${memcached.port}`);
+  });
+  beforeEach(async () => {
+    await ctx.flags.flush();
+  });
+  afterAll(async () => {
+    ctx.flags?.close();
+    await closeAgents();
+    await ctx.router?.stop();
+  });
+  return ctx;
+}
+
+/** The version that answered, from the backends' bodies ("stable\n" / "canary\n"). */
+export async function routeOf(url: string, ask: Ask = {}): Promise<Route> {
+  const reply = await get(url, ask);
+  expect(reply.status, `status for ${JSON.stringify(ask)}`).toBe(200);
+  const body = reply.body.trim();
+  expect(["stable", "canary"]).toContain(body);
+  return body as Route;
+}
+
+/** Sets the case's flags, then asks twice: cold, then over warm pooled connections. */
+export async function runCase(router: RouterStack, flags: FlagStore, c: RouteCase): Promise<void> {
+  const entries = Array.isArray(c.flags) ? c.flags.map((k) => [k, "1"] as const) : Object.entries(c.flags ?? {});
+  for (const [key, value] of entries) await flags.set(key, value);
+  for (const run of ["cold", "warm"]) {
+    expect(await routeOf(router.url, c.request), `${c.name} (${run})`).toBe(c.expect);
+  }
+}
+
+/** Lines of error.log that a healthy router never writes. */
+export function logProblems(log: string): string[] {
+  return log.split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l) || /writing a global Lua variable/.test(l));
+}
+
+export function expectCleanLog(router: RouterStack): void {
+  expect(logProblems(router.errorLog())).toEqual([]);
+}
