@@ -2,7 +2,7 @@
  * An nginx (or openresty) server with a prefix directory of its own: conf/nginx.conf, logs/,
  * temp dirs. The prefix is removed on stop, whatever the test's outcome.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -66,18 +66,39 @@ export class NginxServer {
     }
   }
 
-  /** nginx -s reload, then waits for the master's verdict in error.log: new workers, or the error that kept the old ones. */
+  /** Worker pids that error.log shows started and not yet exited. */
+  private liveWorkers(log: string): Set<string> {
+    const live = new Set<string>();
+    for (const m of log.matchAll(/start worker process (\d+)|worker process (\d+) exited/g)) {
+      if (m[1] !== undefined) live.add(m[1]);
+      else live.delete(m[2]!);
+    }
+    return live;
+  }
+
+  /**
+   * nginx -s reload, then waits for the master's verdict in error.log: either the error that kept
+   * the old workers, or new workers started and every old one gone (so a new connection meets
+   * the new config).
+   */
   async reload(conf?: string, timeoutMs = 10000): Promise<ReloadResult> {
     if (!this.process) throw new Error("nginx is not running");
     if (conf !== undefined) this.writeConf(conf);
-    const from = statSync(this.errorLogPath).size;
+    const before = readFileSync(this.errorLogPath);
+    const oldWorkers = this.liveWorkers(before.toString("utf8"));
     const sent = await this.process.exec(["-p", this.prefix, ...START_ARGS, "-s", "reload"]);
     if (sent.exitCode !== 0) return { ok: false, log: sent.output };
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const log = readFileSync(this.errorLogPath).subarray(from).toString("utf8");
-      if (/\[(emerg|alert)\]/.test(log)) return { ok: false, log };
-      if (/start worker process/.test(log)) return { ok: true, log };
+      const log = readFileSync(this.errorLogPath).subarray(before.length).toString("utf8");
+      // Only the master's lines count: a worker's error about some request is no verdict.
+      const master = /\] (\d+)#\d+: reconfiguring/.exec(log)?.[1];
+      if (master !== undefined) {
+        if (new RegExp(`\\[(emerg|alert|crit|error)\\] ${master}#`).test(log)) return { ok: false, log };
+        const started = new RegExp(`\\] ${master}#\\d+: start worker process`).test(log);
+        const live = this.liveWorkers(before.toString("utf8") + log);
+        if (started && [...oldWorkers].every((pid) => !live.has(pid))) return { ok: true, log };
+      }
       await sleep(20);
     }
     throw new Error(`no verdict on the reload within ${timeoutMs} ms`);

@@ -1,0 +1,95 @@
+/** configure(): every bad option stops nginx from starting, named; a reload with one is refused. */
+import { describe, expect, it } from "vitest";
+import { closeAgents } from "../harness/http.ts";
+import { RouterStack, type RouterOptions } from "../harness/stack.ts";
+import { parseOptions } from "../lua-src/gray/options.ts";
+import { expectCleanLog, routeOf, sharedMemcached, testRuntime, useRouter } from "./support.ts";
+
+const BAD: { options: RouterOptions; names: string }[] = [
+  { options: { bogus: 1 }, names: "unknown option bogus" },
+  { options: { memcached: { prot: 11211 } }, names: "unknown option memcached.prot" },
+  { options: { memcached: { port: 70000 } }, names: "memcached.port" },
+  { options: { memcached: { port: "11211" } }, names: "memcached.port" },
+  { options: { memcached: { timeout_ms: 0 } }, names: "memcached.timeout_ms" },
+  { options: { memcached: { pool_size: 1.5 } }, names: "memcached.pool_size" },
+  { options: { memcached: { host: "" } }, names: "memcached.host" },
+  { options: { memcached: "127.0.0.1:11211" }, names: "memcached" },
+  { options: { key_prefix: "gray key:" }, names: "key_prefix" },
+  { options: { key_prefix: "x".repeat(300) }, names: "key_prefix" },
+  { options: { stable_location: "client" }, names: "stable_location" },
+  { options: { canary_location: 5 }, names: "canary_location" },
+  { options: { canary_value: "" }, names: "canary_value" },
+  { options: { trusted_proxies: ["10.0.0.0/8", "10.0.0.0/33"] }, names: "trusted_proxies[2]" },
+  { options: { trusted_proxies: ["2001:db8::/129"] }, names: "trusted_proxies[1]" },
+  { options: { trusted_proxies: ["not-an-ip"] }, names: "trusted_proxies[1]" },
+  { options: { trusted_proxies: "10.0.0.0/8" }, names: "trusted_proxies" },
+  { options: { debug_header: "X Gray Route" }, names: "debug_header" },
+];
+
+describe("option validation (the same code, as JavaScript)", () => {
+  it("fills in the defaults of the seed", () => {
+    const options = parseOptions({});
+    expect(options).toMatchObject({
+      memcached: { host: "127.0.0.1", port: 11211, timeout_ms: 50 },
+      key_prefix: "",
+      stable_location: "@client",
+      canary_location: "@client_test",
+      canary_value: "1",
+      trusted_proxies: [],
+      debug_header: undefined,
+    });
+  });
+
+  for (const { options, names } of BAD) {
+    it(`refuses ${JSON.stringify(options).slice(0, 60)}`, () => {
+      const result = parseOptions(options);
+      expect(typeof result).toBe("string");
+      expect(result).toContain(names);
+    });
+  }
+});
+
+describe("nginx refuses to start with a bad option", () => {
+  for (const { options, names } of BAD) {
+    it(`${names}: ${JSON.stringify(options).slice(0, 60)}`, async () => {
+      const start = RouterStack.start({ runtime: await testRuntime(), memcached: sharedMemcached(), options });
+      await expect(start).rejects.toThrow(names);
+    });
+  }
+});
+
+describe("reload", () => {
+  const ctx = useRouter({ options: { key_prefix: "old:" } });
+
+  it("with a bad option is refused and the running config keeps serving", async () => {
+    await ctx.flags.set("old:127.0.0.40");
+    const result = await ctx.router.reload({ key_prefix: "new:", memcached: { port: 0 } });
+    expect(result.ok).toBe(false);
+    expect(result.log).toContain("memcached.port");
+    await closeAgents();
+    for (let i = 0; i < 5; i++) expect(await routeOf(ctx.router.url, { from: "127.0.0.40" })).toBe("canary");
+  });
+
+  it("with good options takes effect", async () => {
+    await ctx.flags.set("new:127.0.0.41");
+    const result = await ctx.router.reload({ key_prefix: "new:" });
+    expect(result.ok, result.log).toBe(true);
+    await closeAgents();
+    // Old workers finish gracefully; a fresh connection is served by the new ones.
+    expect(await routeOf(ctx.router.url, { from: "127.0.0.41" })).toBe("canary");
+  });
+
+  it("leaves no error but the refused reload's in error.log", () => {
+    const problems = ctx.router.errorLog().split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+    expect(problems.every((l) => l.includes("memcached.port")), problems.join("\n")).toBe(true);
+  });
+});
+
+describe("configure with the defaults only", () => {
+  const ctx = useRouter();
+  it("routes", async () => {
+    await ctx.flags.set("127.0.0.42");
+    expect(await routeOf(ctx.router.url, { from: "127.0.0.42" })).toBe("canary");
+  });
+  it("leaves error.log clean", () => expectCleanLog(ctx.router));
+});
