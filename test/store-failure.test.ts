@@ -1,0 +1,85 @@
+/** The store failing: stopped, paused, back again. Users always get the stable version, never an error. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FlagStore } from "../harness/flags.ts";
+import { closeAgents, get } from "../harness/http.ts";
+import { MemcachedServer } from "../harness/memcached.ts";
+import { RouterStack } from "../harness/stack.ts";
+import { logProblems, routeOf, testRuntime } from "./support.ts";
+
+const TIMEOUT_MS = 50;
+/** Loopback, a busy 2-core machine and (in containers) docker's proxying: generous, and still far below any client timeout. */
+const MARGIN_MS = 250;
+
+/** Asks until the route is `want` or the deadline passes; returns how long it took. */
+async function untilRoute(url: string, from: string, want: string, withinMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if ((await routeOf(url, { from })) === want) return Date.now() - started;
+    if (Date.now() - started > withinMs) throw new Error(`${from} not routed to ${want} within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("store failures fall open to stable", () => {
+  let memcached: MemcachedServer;
+  let router: RouterStack;
+  let flags: FlagStore;
+
+  beforeAll(async () => {
+    const runtime = await testRuntime();
+    memcached = await MemcachedServer.start(runtime);
+    router = await RouterStack.start({ runtime, memcached, options: { memcached: { timeout_ms: TIMEOUT_MS } } });
+    flags = new FlagStore(memcached.address);
+  });
+  afterAll(async () => {
+    flags?.close();
+    await closeAgents();
+    await router?.stop();
+    await memcached?.stop();
+  });
+
+  it("routes a flagged client to canary while the store is up", async () => {
+    await flags.set("127.0.0.50");
+    expect(await routeOf(router.url, { from: "127.0.0.50" })).toBe("canary");
+  });
+
+  it("answers 200 from stable, fast, while memcached is paused (SIGSTOP)", async () => {
+    await memcached.pause();
+    try {
+      for (let i = 0; i < 30; i++) {
+        const reply = await get(router.url, { from: "127.0.0.50" });
+        expect(reply.status).toBe(200);
+        expect(reply.body.trim()).toBe("stable");
+        expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      }
+    } finally {
+      await memcached.resume();
+    }
+  });
+
+  it("routes by the flag again within 1 s of the store answering", async () => {
+    expect(await untilRoute(router.url, "127.0.0.50", "canary", 1000)).toBeLessThan(1000);
+  });
+
+  it("answers 200 from stable while memcached is stopped", async () => {
+    await memcached.stop();
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => get(router.url, { from: `127.0.0.${60 + (i % 10)}` })));
+    expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
+    expect(new Set(replies.map((r) => r.body.trim()))).toEqual(new Set(["stable"]));
+  });
+
+  it("routes by flags again within 1 s of memcached coming back", async () => {
+    await memcached.startAgain();
+    await flags.set("127.0.0.51");
+    expect(await untilRoute(router.url, "127.0.0.51", "canary", 1000)).toBeLessThan(1000);
+  });
+
+  it("logs the failures as rate-limited warnings, not errors per request", () => {
+    const log = router.errorLog();
+    expect(logProblems(log)).toEqual([]);
+    const warnings = log.split("\n").filter((l) => l.includes("gray.router: memcached"));
+    expect(warnings.length).toBeGreaterThan(0);
+    // Two failure episodes about a second apart: at most one warning per 5 s per worker.
+    expect(warnings.length).toBeLessThanOrEqual(2);
+  });
+});
