@@ -1,0 +1,47 @@
+/** What `npm run build` emits: Lua that reads like an OpenResty library, and the drop-in example. */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { LUA_DIR, ROOT } from "../harness/paths.ts";
+
+const modules = readdirSync(join(LUA_DIR, "gray")).filter((f) => f.endsWith(".lua"));
+const source = (f: string) => readFileSync(join(LUA_DIR, "gray", f), "utf8");
+
+describe("emitted Lua", () => {
+  it("has the public modules", () => {
+    expect(modules).toEqual(expect.arrayContaining(["router.lua", "client_ip.lua", "ip.lua", "options.lua", "store.lua"]));
+  });
+
+  for (const f of modules) {
+    it(`${f}: every top-level name is local, no TypeScriptToLua bundle is required`, () => {
+      const lua = source(f);
+      // A line at column 0 that assigns without `local` (other than fields of the module table) would be a global.
+      const globals = lua.split("\n").filter((l) => /^[A-Za-z_][A-Za-z0-9_]*\s*=/.test(l));
+      expect(globals).toEqual([]);
+      expect(lua).not.toMatch(/require\("lualib_bundle"\)/);
+    });
+  }
+
+  it("router.lua keeps hot ngx functions in locals", () => {
+    const lua = source("router.lua");
+    for (const name of ["ngx.var", "ngx.exec", "ngx.now"]) expect(lua).toContain(`= ${name}\n`);
+    // and calls them through the locals only
+    expect(lua.replace(/^local .*= ngx\.\w+$/gm, "")).not.toMatch(/ngx\.(exec|now|var)\b/);
+  });
+});
+
+describe("drop-in example", () => {
+  const conf = readFileSync(join(ROOT, "dist", "nginx", "gray.conf"), "utf8");
+  it("holds the public contract", () => {
+    expect(conf).toContain(`lua_package_path "${LUA_DIR}/?.lua;;";`);
+    expect(conf).toContain('require("gray.router").configure({');
+    expect(conf).toContain('access_by_lua_block { require("gray.router").route() }');
+    expect(conf).toMatch(/location @client \{[^}]*proxy_pass http:\/\/client;/);
+    expect(conf).toMatch(/location @client_test \{[^}]*proxy_pass http:\/\/client_test;/);
+  });
+  it("the Debian flavour loads the lua module", () => {
+    const debian = readFileSync(join(ROOT, "dist", "nginx", "nginx.debian.conf"), "utf8");
+    expect(debian).toContain("load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;");
+    expect(readFileSync(join(ROOT, "dist", "nginx", "nginx.openresty.conf"), "utf8")).not.toContain("load_module");
+  });
+});
