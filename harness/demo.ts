@@ -30,10 +30,13 @@ console.log(`gray router on ${runtime.name} (${runtime.flavour} nginx), memcache
 
 Ctrl-C to stop.`);
 
+// Containers leave Node nothing to wait on: hold the process open until asked to stop.
+const keepAlive = setInterval(() => undefined, 1 << 30);
 let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
+  clearInterval(keepAlive);
   console.log("\nstopping...");
   await Promise.allSettled([router.stop(), memcached.stop()]);
   process.exit(0);

@@ -30,7 +30,7 @@ let fallbacksSinceWarn = 0;
  * Validates and installs the options. Call it from init_by_lua*: a bad option raises an error
  * naming it, so nginx refuses to start and a reload with it is rejected.
  */
-export function configure(this: void, input?: unknown): void {
+export function configure(input?: unknown): void {
   const parsed = parseOptions(input);
   if (typeof parsed === "string") error(parsed, 2);
   options = parsed;
@@ -70,7 +70,7 @@ function isCanary(): boolean {
 }
 
 /** The access handler: ends the phase with an internal redirect to the chosen location. */
-export function route(this: void): void {
+export function route(): void {
   const canary = isCanary();
   const header = options.debug_header;
   if (header !== undefined) ngx_header[header] = canary ? "canary" : "stable";
