@@ -58,11 +58,11 @@ export async function routeOf(url: string, ask: Ask = {}): Promise<Route> {
 }
 
 /** Sets the case's flags, then asks twice: cold, then over warm pooled connections. */
-export async function runCase(router: RouterStack, flags: FlagStore, c: RouteCase): Promise<void> {
+export async function runCase(url: string, flags: FlagStore, c: RouteCase): Promise<void> {
   const entries = Array.isArray(c.flags) ? c.flags.map((k) => [k, "1"] as const) : Object.entries(c.flags ?? {});
   for (const [key, value] of entries) await flags.set(key, value);
   for (const run of ["cold", "warm"]) {
-    expect(await routeOf(router.url, c.request), `${c.name} (${run})`).toBe(c.expect);
+    expect(await routeOf(url, c.request), `${c.name} (${run})`).toBe(c.expect);
   }
 }
 
