@@ -28,10 +28,6 @@ export class MemcachedServer {
     return `${this.host}:${this.port}`;
   }
 
-  get running(): boolean {
-    return this.process !== undefined;
-  }
-
   /** Starts it (again) on the same port, empty. */
   async startAgain(): Promise<void> {
     if (this.process) return;

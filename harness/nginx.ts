@@ -104,10 +104,6 @@ export class NginxServer {
     throw new Error(`no verdict on the reload within ${timeoutMs} ms`);
   }
 
-  async signal(signal: NodeJS.Signals): Promise<void> {
-    await this.process?.signal(signal);
-  }
-
   async stop(): Promise<void> {
     const process = this.process;
     this.process = undefined;

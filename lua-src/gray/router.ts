@@ -20,11 +20,21 @@ const STORE_RETRY_S = 0.2;
 /** At most one warning per worker per this many seconds, however many requests fall back. */
 const WARN_INTERVAL_S = 5;
 
-let options = parseOptions(undefined) as RouterOptions;
-let connectOptions: MemcachedConnectOptions = { pool_size: options.memcached.pool_size };
+let options!: RouterOptions;
+let connectOptions!: MemcachedConnectOptions;
 let storeRetryAt = 0;
 let nextWarnAt = 0;
 let fallbacksSinceWarn = 0;
+
+function install(parsed: RouterOptions): void {
+  options = parsed;
+  // Built once here, not per request: cosocket connect options for the pool.
+  connectOptions = { pool_size: parsed.memcached.pool_size };
+  storeRetryAt = 0;
+}
+
+// Without configure(), the seed's defaults: memcached on 127.0.0.1:11211.
+install(parseOptions(undefined) as RouterOptions);
 
 /**
  * Validates and installs the options. Call it from init_by_lua*: a bad option raises an error
@@ -33,9 +43,7 @@ let fallbacksSinceWarn = 0;
 export function configure(input?: unknown): void {
   const parsed = parseOptions(input);
   if (typeof parsed === "string") error(parsed, 2);
-  options = parsed;
-  connectOptions = { pool_size: parsed.memcached.pool_size };
-  storeRetryAt = 0;
+  install(parsed);
 }
 
 function noteStoreFailure(reason: string, now: number): void {
