@@ -28,6 +28,10 @@ export interface RouterStackOptions {
   /** More http-context lines, e.g. a realip oracle server. */
   httpExtra?: (ports: StackPorts) => string[];
   workers?: number;
+  /** Leave out the lua_shared_dict (the router then runs uncached, as a hand-written conf might). */
+  noCacheDict?: boolean;
+  /** More directives in the router's server block. */
+  serverExtra?: string[];
 }
 
 export interface StackPorts {
@@ -53,7 +57,7 @@ export function renderStackConf(
   memcached: MemcachedAddress,
   ports: StackPorts,
   options: RouterOptions = {},
-  extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers"> = {},
+  extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra"> = {},
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
   const site = renderSite({
@@ -62,6 +66,8 @@ export function renderStackConf(
     listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])],
     stable: [`127.0.0.1:${ports.stable}`],
     canary: [`127.0.0.1:${ports.canary}`],
+    cacheDict: extra.noCacheDict ? false : undefined,
+    serverExtra: extra.serverExtra,
   });
   return renderMain({
     flavour: runtime.flavour,
@@ -92,6 +98,10 @@ export class RouterStack {
 
   get url(): string {
     return this.nginx.url;
+  }
+
+  get statusUrl(): string {
+    return `${this.url}/gray/status`;
   }
 
   get url6(): string {

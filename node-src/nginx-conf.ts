@@ -30,7 +30,13 @@ export interface RouterSite {
   comments?: boolean;
   /** Lua lines shown commented out inside configure({ }), as examples of more options. */
   optionExamples?: string[];
+  /** The lua_shared_dict for the cache and counters ("gray_cache 10m" unless given); false leaves it out. */
+  cacheDict?: { name: string; size: string } | false;
+  /** Who may read /gray/status (allow lines; everyone else is denied). */
+  statusAllow?: string[];
 }
+
+export const DEFAULT_DICT = { name: "gray_cache", size: "10m" };
 
 /** configure({...}) on one line, or one option a line followed by commented examples. */
 function configureCall(site: RouterSite): string[] {
@@ -58,6 +64,7 @@ export function renderSite(site: RouterSite): string[] {
     `lua_package_path "${luaPath}";`,
     ...c("Store failures are reported by the router itself, at most one warning every few seconds;", "this keeps the socket layer from logging the same failure once per request."),
     "lua_socket_log_errors off;",
+    ...dictLines(site, c),
     "",
     ...c("Options are checked here, once: a bad one stops nginx from starting, and a reload with it", "is refused while the running workers keep serving."),
     ...configureCall(site),
@@ -77,6 +84,9 @@ export function renderSite(site: RouterSite): string[] {
     ...indent(site.listen.map((l) => `listen ${l};`), "    "),
     ...indent(site.serverExtra ?? [], "    "),
     "",
+    ...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "),
+    '    log_by_lua_block { require("gray.router").log() }',
+    "",
     ...indent(c("Every request is routed here; route() ends with ngx.exec to one of the locations below."), "    "),
     "    location / {",
     '        access_by_lua_block { require("gray.router").route() }',
@@ -90,7 +100,26 @@ export function renderSite(site: RouterSite): string[] {
     ...indent(proxy, "        "),
     "        proxy_pass http://client_test;",
     "    }",
+    "",
+    ...indent(c("Live counters: JSON, or Prometheus text with ?format=prometheus; `gray status` reads it."), "    "),
+    "    location = /gray/status {",
+    ...indent((site.statusAllow ?? ["127.0.0.1", "::1"]).map((a) => `allow ${a};`), "        "),
+    "        deny all;",
+    '        content_by_lua_block { require("gray.router").status() }',
+    "    }",
     "}",
+  ];
+}
+
+function dictLines(site: RouterSite, c: (...lines: string[]) => string[]): string[] {
+  const dict = site.cacheDict ?? DEFAULT_DICT;
+  if (dict === false) return [];
+  return [
+    ...c(
+      "Cached lookups (found and absent) shared by all workers, and the live counters.",
+      "When it is full, the least recently used entries make room.",
+    ),
+    `lua_shared_dict ${dict.name} ${dict.size};`,
   ];
 }
 

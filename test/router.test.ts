@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import { get } from "../harness/http.ts";
 import { type RouteCase, expectCleanLog, routeOf, runCase, useRouter } from "./support.ts";
 
-describe("default options", () => {
-  const ctx = useRouter({ ipv6: true });
+// A conf written for the IP-only router (no lua_shared_dict): every request asks memcached, so a change shows on the next request.
+describe("default options, no lua_shared_dict", () => {
+  const ctx = useRouter({ ipv6: true, noCacheDict: true });
 
   const cases: RouteCase[] = [
     { name: "unflagged client goes to stable", request: { from: "127.0.0.2" }, expect: "stable" },

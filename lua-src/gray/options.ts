@@ -3,6 +3,7 @@
  * checks nothing. Pure: the CLI validates with the same code.
  */
 import { type Cidr, parseCidr } from "./ip.ts";
+import { MAX_USER_ID_BYTES, type RuleOptions, USER_KEY } from "./rules.ts";
 
 export interface MemcachedOptions {
   host: string;
@@ -12,19 +13,36 @@ export interface MemcachedOptions {
   keepalive_ms: number;
 }
 
-export interface RouterOptions {
+export interface CacheOptions {
+  /** The lua_shared_dict holding cached lookups and the counters. */
+  dict: string;
+  /** Given explicitly: then a missing dict is an error, not "run uncached". */
+  required: boolean;
+}
+
+export interface RouterOptions extends RuleOptions {
   memcached: MemcachedOptions;
-  key_prefix: string;
   stable_location: string;
   canary_location: string;
-  canary_value: string;
   trusted_proxies: Cidr[];
   debug_header: string | undefined;
+  /** Canary ranges from the configuration; `<prefix>gray:ranges` adds to them live. */
+  ranges: Cidr[];
+  /** The weight (percent) while `<prefix>gray:weight` is absent. */
+  weight: number;
+  /** undefined when cache_dict = false. */
+  cache: CacheOptions | undefined;
+  /** How long a lookup is reused: per client in the dict, the weight and ranges per worker. */
+  cache_ttl_ms: number;
 }
+
+export const DEFAULT_CACHE_DICT = "gray_cache";
 
 /** memcached's limit on a key; the longest address text nginx prints is 45 bytes. */
 export const MAX_KEY_BYTES = 250;
 export const MAX_KEY_PREFIX_BYTES = MAX_KEY_BYTES - 45;
+/** With a user rule, `<prefix>uid:<id>` must fit too. */
+export const MAX_USER_KEY_PREFIX_BYTES = MAX_KEY_BYTES - USER_KEY.length - MAX_USER_ID_BYTES;
 
 type Raw = Record<string, unknown>;
 type Check<T> = (value: unknown) => T | undefined;
@@ -81,11 +99,48 @@ const ROUTER_KEYS: Record<string, boolean> = {
   canary_value: true,
   trusted_proxies: true,
   debug_header: true,
+  override_header: true,
+  override_cookie: true,
+  user_header: true,
+  user_cookie: true,
+  ranges: true,
+  weight: true,
+  cache_dict: true,
+  cache_ttl_ms: true,
 };
 
 const hostName: Check<string> = (v) => (typeof v === "string" && v.length > 0 && isKeySafe(v) ? v : undefined);
 const location: Check<string> = (v) =>
   typeof v === "string" && v.length > 1 && (v.charAt(0) === "@" || v.charAt(0) === "/") && isKeySafe(v) ? v : undefined;
+
+/** A Lua table with named keys, or with holes, is not a list: refuse it rather than guess. */
+function asList(value: unknown): unknown[] | undefined {
+  if (!isTable(value)) return undefined;
+  let entries = 0;
+  for (const _ in value) entries++;
+  const list = value as unknown as unknown[];
+  return entries === list.length ? list : undefined;
+}
+
+/** A list of CIDRs, or the message naming the first bad entry. */
+function cidrList(name: string, value: unknown): Cidr[] | string {
+  const list = value === undefined ? [] : asList(value);
+  if (list === undefined) return invalid(name, "a list of CIDRs", value);
+  const out: Cidr[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i];
+    const cidr = typeof item === "string" ? parseCidr(item) : undefined;
+    if (cidr === undefined) return invalid(`${name}[${i + 1}]`, "an IPv4 or IPv6 address or CIDR", item);
+    out.push(cidr);
+  }
+  return out;
+}
+
+/** An optional header or cookie name: undefined when not given, false when bad. */
+function optionalToken(value: unknown): string | undefined | false {
+  if (value === undefined) return undefined;
+  return typeof value === "string" && isToken(value) ? value : false;
+}
 
 /** Turns what the user wrote into options, or returns the message that names the first bad one. */
 export function parseOptions(input: unknown): RouterOptions | string {
@@ -124,20 +179,32 @@ export function parseOptions(input: unknown): RouterOptions | string {
     return invalid("debug_header", "an HTTP header name", debugHeader);
   }
 
-  const trusted: Cidr[] = [];
-  const proxies = raw.trusted_proxies === undefined ? [] : raw.trusted_proxies;
-  if (!isTable(proxies)) return invalid("trusted_proxies", "a list of CIDRs", proxies);
-  const list = proxies as unknown as unknown[];
-  let entries = 0;
-  for (const _ in proxies) entries++;
-  // A Lua table with named keys, or with holes, is not a list: refuse it rather than guess.
-  if (entries !== list.length) return invalid("trusted_proxies", "a list of CIDRs", proxies);
-  for (let i = 0; i < list.length; i++) {
-    const item = list[i];
-    const cidr = typeof item === "string" ? parseCidr(item) : undefined;
-    if (cidr === undefined) return invalid(`trusted_proxies[${i + 1}]`, "an IPv4 or IPv6 address or CIDR", item);
-    trusted.push(cidr);
+  const trusted = cidrList("trusted_proxies", raw.trusted_proxies);
+  if (typeof trusted === "string") return trusted;
+  const ranges = cidrList("ranges", raw.ranges);
+  if (typeof ranges === "string") return ranges;
+  const weight = raw.weight === undefined ? 0 : raw.weight;
+  if (typeof weight !== "number" || !(weight >= 0 && weight <= 100)) return invalid("weight", "a number in 0..100", weight);
+
+  const names: Record<string, string | undefined> = {};
+  for (const name of ["override_header", "override_cookie", "user_header", "user_cookie"]) {
+    const value = optionalToken(raw[name]);
+    if (value === false) return invalid(name, name.endsWith("header") ? "an HTTP header name" : "a cookie name", raw[name]);
+    names[name] = value;
   }
+  const userRule = names.user_header !== undefined || names.user_cookie !== undefined;
+  if (userRule && prefix.length > MAX_USER_KEY_PREFIX_BYTES) {
+    return invalid("key_prefix", `at most ${MAX_USER_KEY_PREFIX_BYTES} bytes when user_header or user_cookie is set`, prefix);
+  }
+
+  const dict = raw.cache_dict;
+  if (dict !== undefined && dict !== false && (typeof dict !== "string" || !isToken(dict))) {
+    return invalid("cache_dict", "the name of a lua_shared_dict, or false", dict);
+  }
+  const ttl = raw.cache_ttl_ms === undefined ? 500 : raw.cache_ttl_ms;
+  if (!isInteger(ttl, 1, 60000)) return invalid("cache_ttl_ms", "an integer in 1..60000", ttl);
+  const cache: CacheOptions | undefined =
+    dict === false ? undefined : { dict: dict === undefined ? DEFAULT_CACHE_DICT : dict, required: dict !== undefined };
 
   return {
     memcached: { host, port, timeout_ms: timeout, pool_size: poolSize, keepalive_ms: keepalive },
@@ -147,5 +214,13 @@ export function parseOptions(input: unknown): RouterOptions | string {
     canary_value: canaryValue,
     trusted_proxies: trusted,
     debug_header: debugHeader,
+    override_header: names.override_header,
+    override_cookie: names.override_cookie,
+    user_header: names.user_header,
+    user_cookie: names.user_cookie,
+    ranges,
+    weight,
+    cache,
+    cache_ttl_ms: ttl,
   };
 }

@@ -1,36 +1,68 @@
 /**
- * gray.router: sends each request to the canary or the stable location by a flag in memcached.
+ * gray.router: sends each request to the canary or the stable location by rules read live
+ * from memcached (override, user id, IP flag, ranges, weight), and counts what it did.
  *
+ *   lua_shared_dict gray_cache 10m;
  *   init_by_lua_block { require("gray.router").configure({ memcached = { host = "127.0.0.1", port = 11211 } }) }
  *   location / { access_by_lua_block { require("gray.router").route() } }
+ *   log_by_lua_block { require("gray.router").log() }
+ *   location = /gray/status { content_by_lua_block { require("gray.router").status() } }
  */
+import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
+import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
+import { formatAddress } from "./ip.ts";
+import { installLookups, lookups } from "./lookups.ts";
 import { type RouterOptions, parseOptions } from "./options.ts";
-import { fetchFlag } from "./store.ts";
+import { decide } from "./rules.ts";
+import { type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
 const ngx_var = ngx.var;
 const ngx_header = ngx.header;
 const ngx_exec = ngx.exec;
-const ngx_now = ngx.now;
 const ngx_log = ngx.log;
-const ngx_WARN = ngx.WARN;
 
-/** After a store failure, route to stable without asking for this long: a dead or stalled store costs one timeout per worker per interval, not one per request. */
-const STORE_RETRY_S = 0.2;
-/** At most one warning per worker per this many seconds, however many requests fall back. */
-const WARN_INTERVAL_S = 5;
+/**
+ * Requests routed but not yet logged, by request (ngx.ctx does not survive ngx.exec). If log()
+ * is not attached where route() sends requests, entries would pile up: past this many the
+ * table is dropped and a warning says why.
+ */
+const MAX_IN_FLIGHT = 100000;
 
 let options!: RouterOptions;
-let connectOptions!: MemcachedConnectOptions;
-let storeRetryAt = 0;
-let nextWarnAt = 0;
-let fallbacksSinceWarn = 0;
+let dict: SharedDict | undefined;
+let overrideVar: string | undefined;
+let userVar: string | undefined;
+let readCookies = false;
+let ruleHeader: string | undefined;
+let config!: RuleConfig;
+let inFlight = new LuaTable<object, boolean>();
+let inFlightCount = 0;
+
+/** The nginx variable holding a request header: X-Gray-Override → http_x_gray_override. */
+function headerVar(name: string | undefined): string | undefined {
+  return name === undefined ? undefined : "http_" + string.gsub(string.lower(name), "-", "_")[0];
+}
 
 function install(parsed: RouterOptions): void {
   options = parsed;
-  // Built once here, not per request: cosocket connect options for the pool.
-  connectOptions = { pool_size: parsed.memcached.pool_size };
-  storeRetryAt = 0;
+  dict = parsed.cache === undefined ? undefined : ngx.shared[parsed.cache.dict];
+  installLookups(parsed, dict);
+  useDict(dict);
+  overrideVar = headerVar(parsed.override_header);
+  userVar = headerVar(parsed.user_header);
+  readCookies = parsed.override_cookie !== undefined || parsed.user_cookie !== undefined;
+  ruleHeader = parsed.debug_header === undefined ? undefined : parsed.debug_header + "-Rule";
+  config = {
+    key_prefix: parsed.key_prefix,
+    canary_value: parsed.canary_value,
+    override_header: parsed.override_header,
+    override_cookie: parsed.override_cookie,
+    user_header: parsed.user_header,
+    user_cookie: parsed.user_cookie,
+    ranges: parsed.ranges.map((c) => `${formatAddress(c.addr)}/${c.bits}`),
+    weight: parsed.weight,
+  };
 }
 
 // Without configure(), the seed's defaults: memcached on 127.0.0.1:11211.
@@ -43,44 +75,87 @@ install(parseOptions(undefined) as RouterOptions);
 export function configure(input?: unknown): void {
   const parsed = parseOptions(input);
   if (typeof parsed === "string") error(parsed, 2);
+  const cache = parsed.cache;
+  if (cache !== undefined && cache.required && ngx.shared[cache.dict] === undefined) {
+    error(`gray.router: option cache_dict names "${cache.dict}", but no lua_shared_dict ${cache.dict} is declared (add: lua_shared_dict ${cache.dict} 10m;)`, 2);
+  }
   install(parsed);
 }
 
-function noteStoreFailure(reason: string, now: number): void {
-  storeRetryAt = now + STORE_RETRY_S;
-  fallbacksSinceWarn++;
-  if (now < nextWarnAt) return;
-  nextWarnAt = now + WARN_INTERVAL_S;
-  const mc = options.memcached;
-  ngx_log(ngx_WARN, "gray.router: memcached ", mc.host, ":", mc.port, " failed (", reason, "); ",
-    fallbacksSinceWarn, " request(s) routed to stable since the last warning");
-  fallbacksSinceWarn = 0;
+function remember(canary: boolean): void {
+  const request = get_request();
+  if (request === undefined || dict === undefined) return;
+  if (inFlightCount >= MAX_IN_FLIGHT) {
+    ngx_log(ngx.WARN, "gray.router: ", inFlightCount, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
+    inFlight = new LuaTable();
+    inFlightCount = 0;
+  }
+  inFlight.set(request, canary);
+  inFlightCount++;
 }
 
-/** Decides the route: memcached says canary_value for the client's IP → canary, anything else → stable. */
-function isCanary(): boolean {
-  const now = ngx_now();
-  if (now < storeRetryAt) {
-    fallbacksSinceWarn++;
-    return false;
-  }
-  const trusted = options.trusted_proxies;
-  const remoteAddr = ngx_var.remote_addr!;
-  const ip = trusted.length === 0
-    ? remoteAddr
-    : clientIp(remoteAddr, ngx_var.http_x_real_ip, ngx_var.http_x_forwarded_for, trusted);
-  const [value, failure] = fetchFlag(options.memcached, connectOptions, options.key_prefix + ip);
-  if (failure !== undefined) {
-    noteStoreFailure(failure, now);
-    return false;
-  }
-  return value === options.canary_value;
-}
-
-/** The access handler: ends the phase with an internal redirect to the chosen location. */
+/** The access handler: decides, then ends the phase with an internal redirect to the chosen location. */
 export function route(): void {
-  const canary = isCanary();
+  const remoteAddr = ngx_var.remote_addr!;
+  const ip = options.trusted_proxies.length === 0
+    ? remoteAddr
+    : clientIp(remoteAddr, ngx_var.http_x_real_ip, ngx_var.http_x_forwarded_for, options.trusted_proxies);
+  const decision = decide(
+    options,
+    lookups,
+    ip,
+    overrideVar === undefined ? undefined : ngx_var[overrideVar],
+    userVar === undefined ? undefined : ngx_var[userVar],
+    readCookies ? ngx_var.http_cookie : undefined,
+  );
+  const canary = decision.canary;
+  count(RULE_COUNTER[decision.rule], 1);
+  remember(canary);
   const header = options.debug_header;
-  if (header !== undefined) ngx_header[header] = canary ? "canary" : "stable";
+  if (header !== undefined) {
+    ngx_header[header] = canary ? "canary" : "stable";
+    ngx_header[ruleHeader!] = decision.rule;
+  }
   ngx_exec(canary ? options.canary_location : options.stable_location);
+}
+
+/** The log handler: counts the request under its route (requests, 5xx, upstream time). */
+export function log(): void {
+  const request = get_request();
+  if (request === undefined) return;
+  const canary = inFlight.get(request);
+  if (canary === undefined) return;
+  inFlight.delete(request);
+  inFlightCount--;
+  const counters = canary ? ROUTE_COUNTER.canary : ROUTE_COUNTER.stable;
+  count(counters.requests, 1);
+  if (ngx.status >= 500) count(counters.responses_5xx, 1);
+  const times = ngx_var.upstream_response_time;
+  if (times !== undefined) count(counters.upstream_seconds, sumTimes(times));
+}
+
+/** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
+export function status(): void {
+  if (dict === undefined) {
+    ngx.status = 503;
+    ngx_header["Content-Type"] = "text/plain";
+    ngx.print(`gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? "gray_cache"} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`);
+    return;
+  }
+  const mc = options.memcached;
+  const snapshot: Status = {
+    ...totals(),
+    weight: lookups.weight(),
+    ranges: lookups.ranges().size,
+    cache_dict: options.cache!.dict,
+    memcached: `${mc.host}:${mc.port}`,
+    config,
+  };
+  if (ngx_var.arg_format === "prometheus") {
+    ngx_header["Content-Type"] = "text/plain; version=0.0.4";
+    ngx.print(statusPrometheus(snapshot));
+  } else {
+    ngx_header["Content-Type"] = "application/json";
+    ngx.print(statusJson(snapshot));
+  }
 }

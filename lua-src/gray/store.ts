@@ -1,5 +1,6 @@
 /**
- * The flag store: one memcached get over a pooled cosocket, bounded by the configured timeout.
+ * The store: memcached gets over a pooled cosocket, bounded by the configured timeout.
+ * A failure returns its message; the connection is then closed, never pooled half-read.
  */
 import type { MemcachedOptions } from "./options.ts";
 
@@ -15,20 +16,23 @@ const memcached = loadMemcached();
 const keepKey: KeyTransform = (key) => key;
 const CLIENT_OPTIONS: MemcachedNewOptions = { key_transform: [keepKey, keepKey] };
 
-/**
- * The value stored under key: a string, or undefined on a miss.
- * A failure returns its message as the second value; the connection is closed, not pooled.
- */
-export function fetchFlag(
-  options: MemcachedOptions,
-  connect: MemcachedConnectOptions,
-  key: string,
-): LuaMultiReturn<[string | undefined, string | undefined]> {
+function open(options: MemcachedOptions, connect: MemcachedConnectOptions): LuaMultiReturn<[MemcachedClient | undefined, string | undefined]> {
   const [client, newError] = memcached.new(CLIENT_OPTIONS);
   if (client === undefined) return $multi(undefined, newError);
   client.set_timeout(options.timeout_ms);
   const [connected, connectError] = client.connect(options.host, options.port, connect);
   if (connected === undefined) return $multi(undefined, `connect: ${connectError}`);
+  return $multi(client, undefined);
+}
+
+/** The value stored under key: a string, or undefined on a miss; a failure is the second value. */
+export function fetchFlag(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  key: string,
+): LuaMultiReturn<[string | undefined, string | undefined]> {
+  const [client, openError] = open(options, connect);
+  if (client === undefined) return $multi(undefined, openError);
   const [value, , getError] = client.get(key);
   if (getError !== undefined) {
     client.close();
@@ -36,4 +40,23 @@ export function fetchFlag(
   }
   client.set_keepalive(options.keepalive_ms, options.pool_size);
   return $multi(value, undefined);
+}
+
+/** Several keys in one round trip: a table from each present key to its value. */
+export function fetchMany(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  keys: string[],
+): LuaMultiReturn<[LuaTable<string, string> | undefined, string | undefined]> {
+  const [client, openError] = open(options, connect);
+  if (client === undefined) return $multi(undefined, openError);
+  const [found, getError] = client.get(keys);
+  if (found === undefined) {
+    client.close();
+    return $multi(undefined, `get: ${getError}`);
+  }
+  client.set_keepalive(options.keepalive_ms, options.pool_size);
+  const values = new LuaTable<string, string>();
+  for (const [key, [value]] of found) values.set(key, value);
+  return $multi(values, undefined);
 }

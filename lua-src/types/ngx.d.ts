@@ -3,19 +3,53 @@
  * (https://github.com/openresty/lua-nginx-module#nginx-api-for-lua).
  */
 
+/** A lua_shared_dict: methods are colon-called (an explicit `this` overrides noImplicitSelf). */
+interface SharedDict {
+  /** The value, or undefined when absent or expired. */
+  get(this: SharedDict, key: string): string | number | boolean | undefined;
+  /** Also returns expired entries not yet evicted; the third value says whether it is stale. */
+  get_stale(this: SharedDict, key: string): LuaMultiReturn<[string | number | boolean | undefined, number | undefined, boolean]>;
+  /** Stores, evicting least recently used entries when the zone is full. exptime in seconds, 0 = never. */
+  set(this: SharedDict, key: string, value: string | number | boolean, exptime?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  /** Adds n, creating the key with init when absent. */
+  incr(this: SharedDict, key: string, n: number, init?: number): LuaMultiReturn<[number | undefined, string | undefined]>;
+}
+
+/** @noSelf */
+interface NgxTimer {
+  /** Runs callback every `delay` seconds until the worker exits (then once more with premature = true). */
+  every(delay: number, callback: (premature: boolean) => void): LuaMultiReturn<[1] | [undefined, string]>;
+}
+
+/** @noSelf */
+interface NgxWorker {
+  pid(): number;
+}
+
 /** @noSelf */
 interface NgxApi {
   /** nginx variables; reading one costs a lookup, so read each once per request. */
   readonly var: Record<string, string | undefined>;
   /** Response headers of the current request. */
   readonly header: Record<string, string | undefined>;
+  /** lua_shared_dict zones by name. */
+  readonly shared: Record<string, SharedDict | undefined>;
+  readonly timer: NgxTimer;
+  readonly worker: NgxWorker;
+  /** The response status (readable in the log phase). */
+  status: number;
   readonly WARN: number;
   readonly ERR: number;
+  readonly NOTICE: number;
   /** Internal redirect to a URI or a named location; ends the current handler. */
   exec(this: void, uri: string): void;
   /** Cached time of the event loop, in seconds with millisecond precision (no syscall). */
   now(this: void): number;
   log(this: void, level: number, ...message: (string | number)[]): void;
+  /** CRC-32 (zlib's) of a string, computed in C. */
+  crc32_short(this: void, s: string): number;
+  /** Writes to the response body. */
+  print(this: void, ...parts: string[]): void;
 }
 
 declare const ngx: NgxApi;

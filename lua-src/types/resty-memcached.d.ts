@@ -21,6 +21,8 @@ interface MemcachedClient {
   connect(host: string, port: number, options?: MemcachedConnectOptions): LuaMultiReturn<[1] | [undefined, string]>;
   /** A miss is (nil, nil, nil); a failure is (nil, nil, err). */
   get(key: string): LuaMultiReturn<[string, number, undefined] | [undefined, undefined, string | undefined]>;
+  /** Multi-get: present keys map to { value, flags }; a failure is (nil, err). */
+  get(keys: string[]): LuaMultiReturn<[LuaTable<string, [string, string]>, undefined] | [undefined, string]>;
   set_keepalive(max_idle_ms: number, pool_size: number): LuaMultiReturn<[1] | [undefined, string]>;
   close(): LuaMultiReturn<[1] | [undefined, string]>;
 }

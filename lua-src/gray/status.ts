@@ -1,0 +1,137 @@
+/**
+ * What /gray/status reports, and its two renderings (JSON, Prometheus text). Pure: the router
+ * renders it in Lua; the CLI reads the same shape back with these types.
+ */
+import type { Rule } from "./rules.ts";
+import { RULES } from "./rules.ts";
+
+export type RouteName = "stable" | "canary";
+export const ROUTES: RouteName[] = ["stable", "canary"];
+
+export interface RouteCounts {
+  requests: number;
+  responses_5xx: number;
+  /** Sum of $upstream_response_time over the route's requests. */
+  upstream_seconds: number;
+}
+
+export interface StoreCounts {
+  /** Lookups answered from the shared-dict cache. */
+  hits: number;
+  /** Lookups that went to memcached. */
+  misses: number;
+  /** memcached failures (connect, timeout, bad reply). */
+  errors: number;
+  /** Lookups answered without memcached because it failed: from a stale cache entry, else as absent. */
+  fallbacks: number;
+}
+
+/** The rule options as configured, in the form configure() takes them (so `gray explain` can use them). */
+export interface RuleConfig {
+  key_prefix: string;
+  canary_value: string;
+  override_header?: string;
+  override_cookie?: string;
+  user_header?: string;
+  user_cookie?: string;
+  ranges: string[];
+  weight: number;
+}
+
+export interface Status {
+  routes: Record<RouteName, RouteCounts>;
+  rules: Record<Rule, number>;
+  store: StoreCounts;
+  /** The weight and the number of ranges in force now (configuration plus memcached). */
+  weight: number;
+  ranges: number;
+  /** The lua_shared_dict in use, or false when running uncached. */
+  cache_dict: string | false;
+  memcached: string;
+  config: RuleConfig;
+}
+
+export const STORE_FIELDS: (keyof StoreCounts)[] = ["hits", "misses", "errors", "fallbacks"];
+export const ROUTE_FIELDS: (keyof RouteCounts)[] = ["requests", "responses_5xx", "upstream_seconds"];
+
+/** Sum of the times in $upstream_response_time ("0.004", "0.001, 0.003", "0.002 : 0.001", "-"). */
+export function sumTimes(text: string): number {
+  let total = 0;
+  let start = -1;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 32;
+    const numeric = (c >= 48 && c <= 57) || c === 46;
+    if (numeric && start < 0) start = i;
+    else if (!numeric && start >= 0) {
+      const value = Number(text.substring(start, i));
+      if (value === value) total += value;
+      start = -1;
+    }
+  }
+  return total;
+}
+
+function jsonString(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 34 || c === 92) out += "\\" + s.charAt(i);
+    else if (c < 32) out += c < 16 ? `\\u000${"0123456789abcdef".charAt(c)}` : `\\u001${"0123456789abcdef".charAt(c - 16)}`;
+    else out += s.charAt(i);
+  }
+  return out + '"';
+}
+
+function jsonObject(fields: string[][]): string {
+  const parts: string[] = [];
+  for (const [name, value] of fields) parts.push(`${jsonString(name!)}:${value!}`);
+  return `{${parts.join(",")}}`;
+}
+
+function jsonCounts<T>(counts: T, names: (keyof T)[]): string {
+  return jsonObject(names.map((n) => [n as string, `${counts[n]}`]));
+}
+
+function jsonConfig(c: RuleConfig): string {
+  const fields: string[][] = [
+    ["key_prefix", jsonString(c.key_prefix)],
+    ["canary_value", jsonString(c.canary_value)],
+  ];
+  for (const name of ["override_header", "override_cookie", "user_header", "user_cookie"] as const) {
+    const value = c[name];
+    if (value !== undefined) fields.push([name, jsonString(value)]);
+  }
+  fields.push(["ranges", `[${c.ranges.map((r) => jsonString(r)).join(",")}]`], ["weight", `${c.weight}`]);
+  return jsonObject(fields);
+}
+
+export function statusJson(s: Status): string {
+  return jsonObject([
+    ["routes", jsonObject(ROUTES.map((r) => [r, jsonCounts(s.routes[r], ROUTE_FIELDS)]))],
+    ["rules", jsonCounts(s.rules, RULES)],
+    ["store", jsonCounts(s.store, STORE_FIELDS)],
+    ["weight", `${s.weight}`],
+    ["ranges", `${s.ranges}`],
+    ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
+    ["memcached", jsonString(s.memcached)],
+    ["config", jsonConfig(s.config)],
+  ]) + "\n";
+}
+
+function metric(lines: string[], name: string, type: string, help: string, samples: string[][]): void {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  for (const [labels, value] of samples) lines.push(`${name}${labels!} ${value!}`);
+}
+
+export function statusPrometheus(s: Status): string {
+  const lines: string[] = [];
+  const byRoute = (field: keyof RouteCounts) => ROUTES.map((r) => [`{route="${r}"}`, `${s.routes[r][field]}`]);
+  metric(lines, "gray_requests_total", "counter", "Requests answered, by route.", byRoute("requests"));
+  metric(lines, "gray_responses_5xx_total", "counter", "Responses with a 5xx status, by route.", byRoute("responses_5xx"));
+  metric(lines, "gray_upstream_seconds_total", "counter", "Sum of upstream response times, by route.", byRoute("upstream_seconds"));
+  metric(lines, "gray_decisions_total", "counter", "Routing decisions, by the rule that decided.", RULES.map((r) => [`{rule="${r}"}`, `${s.rules[r]}`]));
+  metric(lines, "gray_store_lookups_total", "counter", "Flag lookups, by how they were answered.", STORE_FIELDS.map((f) => [`{result="${f}"}`, `${s.store[f]}`]));
+  metric(lines, "gray_weight_percent", "gauge", "The canary weight in force.", [["", `${s.weight}`]]);
+  metric(lines, "gray_ranges", "gauge", "Canary ranges in force (configured plus memcached).", [["", `${s.ranges}`]]);
+  return lines.join("\n") + "\n";
+}
