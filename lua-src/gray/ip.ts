@@ -286,6 +286,11 @@ export function formatAddress(addr: Address): string {
   return addr.length === 2 ? formatIpv4(addr[0]!, addr[1]!) : formatIpv6(addr);
 }
 
+/** "addr/bits", the address printed as nginx prints it (so one range has one spelling). */
+export function formatCidr(cidr: Cidr): string {
+  return `${formatAddress(cidr.addr)}/${cidr.bits}`;
+}
+
 /**
  * The client address as realip finds it with real_ip_recursive on: walk the list from the
  * right while the current hop is trusted. Undefined means the list gave nothing usable and

@@ -11,7 +11,7 @@
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
 import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
-import { formatAddress } from "./ip.ts";
+import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
 import { type RouterOptions, parseOptions } from "./options.ts";
 import { decide } from "./rules.ts";
@@ -60,7 +60,7 @@ function install(parsed: RouterOptions): void {
     override_cookie: parsed.override_cookie,
     user_header: parsed.user_header,
     user_cookie: parsed.user_cookie,
-    ranges: parsed.ranges.map((c) => `${formatAddress(c.addr)}/${c.bits}`),
+    ranges: parsed.ranges.map((c) => formatCidr(c)),
     weight: parsed.weight,
   };
 }
