@@ -16,6 +16,8 @@ export interface Ask {
   from?: string;
   headers?: Record<string, string> | string[];
   timeoutMs?: number;
+  /** Close the connection after the reply, so the next request opens a new one (and may meet another worker). */
+  fresh?: boolean;
 }
 
 const agents = new Map<string, Agent>();
@@ -35,6 +37,7 @@ export async function get(url: string, ask: Ask = {}): Promise<Reply> {
   const res = await request(url, {
     dispatcher: agentFor(from),
     headers: ask.headers,
+    reset: ask.fresh ?? false,
     headersTimeout: ask.timeoutMs ?? 10000,
     bodyTimeout: ask.timeoutMs ?? 10000,
   });

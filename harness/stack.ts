@@ -32,6 +32,8 @@ export interface RouterStackOptions {
   noCacheDict?: boolean;
   /** More directives in the router's server block. */
   serverExtra?: string[];
+  /** listen ... reuseport: the kernel spreads connections over the workers. */
+  reuseport?: boolean;
 }
 
 export interface StackPorts {
@@ -48,6 +50,7 @@ function backend(name: string, port: number): string[] {
     `    listen 127.0.0.1:${port};`,
     "    default_type text/plain;",
     `    location / { return 200 "${name}\\n"; }`,
+    `    location = /fail { return 500 "${name} failed\\n"; }`,
     "}",
   ];
 }
@@ -57,13 +60,13 @@ export function renderStackConf(
   memcached: MemcachedAddress,
   ports: StackPorts,
   options: RouterOptions = {},
-  extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra"> = {},
+  extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra" | "reuseport"> = {},
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
   const site = renderSite({
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
     options: { ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
-    listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])],
+    listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) => (extra.reuseport ? `${l} reuseport` : l)),
     stable: [`127.0.0.1:${ports.stable}`],
     canary: [`127.0.0.1:${ports.canary}`],
     cacheDict: extra.noCacheDict ? false : undefined,

@@ -8,6 +8,7 @@
  *   log_by_lua_block { require("gray.router").log() }
  *   location = /gray/status { content_by_lua_block { require("gray.router").status() } }
  */
+import { cast } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
 import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
@@ -36,7 +37,7 @@ let userVar: string | undefined;
 let readCookies = false;
 let ruleHeader: string | undefined;
 let config!: RuleConfig;
-let inFlight = new LuaTable<object, boolean>();
+let inFlight = new LuaTable<number, boolean>();
 let inFlightCount = 0;
 
 /** The nginx variable holding a request header: X-Gray-Override → http_x_gray_override. */
@@ -82,8 +83,14 @@ export function configure(input?: unknown): void {
   install(parsed);
 }
 
-function remember(canary: boolean): void {
+/** The current request as a number: get_request() returns a new cdata per call, which is no use as a table key. */
+function requestKey(): number | undefined {
   const request = get_request();
+  return request === undefined ? undefined : tonumber(cast("uintptr_t", request));
+}
+
+function remember(canary: boolean): void {
+  const request = requestKey();
   if (request === undefined || dict === undefined) return;
   if (inFlightCount >= MAX_IN_FLIGHT) {
     ngx_log(ngx.WARN, "gray.router: ", inFlightCount, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
@@ -121,7 +128,7 @@ export function route(): void {
 
 /** The log handler: counts the request under its route (requests, 5xx, upstream time). */
 export function log(): void {
-  const request = get_request();
+  const request = requestKey();
   if (request === undefined) return;
   const canary = inFlight.get(request);
   if (canary === undefined) return;

@@ -1,5 +1,10 @@
 /** lua-resty-core's base module, for the one function the router needs from it. */
 declare module "resty.core.base" {
-  /** The current request (a lightuserdata): a table key that stays the same across ngx.exec. */
+  /** The current request's pointer (a cdata, a new one per call on OpenResty's LuaJIT), or undefined outside a request. */
   export function get_request(this: void): object | undefined;
+}
+
+/** LuaJIT's FFI, for the one conversion the router needs. */
+declare module "ffi" {
+  export function cast(this: void, ctype: string, value: unknown): unknown;
 }

@@ -1,0 +1,87 @@
+/** Live counters: log() counts per route, /gray/status answers JSON and Prometheus text. */
+import { describe, expect, it } from "vitest";
+import { get } from "../harness/http.ts";
+import { type Status, statusJson, statusPrometheus, sumTimes } from "../lua-src/gray/status.ts";
+import { fetchStatus } from "../node-src/cli/status.ts";
+import { expectCleanLog, useRouter } from "./support.ts";
+
+describe("status rendering (the same code, as JavaScript)", () => {
+  it("sums $upstream_response_time lists", () => {
+    expect(sumTimes("0.004")).toBeCloseTo(0.004);
+    expect(sumTimes("0.001, 0.003")).toBeCloseTo(0.004);
+    expect(sumTimes("0.002 : 0.001, 0.001")).toBeCloseTo(0.004);
+    expect(sumTimes("-")).toBe(0);
+    expect(sumTimes("")).toBe(0);
+  });
+
+  it("escapes strings into valid JSON", () => {
+    const status: Status = {
+      routes: { stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 }, canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 } },
+      rules: { override: 0, user: 0, ip: 2, range: 0, weight: 0, none: 1 },
+      store: { hits: 1, misses: 2, errors: 0, fallbacks: 0 },
+      weight: 12.5,
+      ranges: 1,
+      cache_dict: "gray_cache",
+      memcached: "127.0.0.1:11211",
+      config: { key_prefix: 'a"b\\c', canary_value: "\u0001", ranges: ["10.0.0.0/8"], weight: 0, user_header: "X-User" },
+    };
+    expect(JSON.parse(statusJson(status))).toEqual(status);
+    expect(statusPrometheus(status)).toContain('gray_requests_total{route="canary"} 2\n');
+  });
+});
+
+describe("counters in nginx", () => {
+  const ctx = useRouter({ options: { debug_header: "X-Gray-Route" } });
+
+  it("counts requests, 5xx and upstream time per route, and decisions per rule", async () => {
+    await ctx.flags.set("127.0.5.2");
+    for (let i = 0; i < 5; i++) expect((await get(ctx.router.url, { from: "127.0.5.1" })).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await get(ctx.router.url, { from: "127.0.5.2" })).status).toBe(200);
+    expect((await get(`${ctx.router.url}/fail`, { from: "127.0.5.2" })).status).toBe(500);
+    const s = await fetchStatus(ctx.router.statusUrl);
+    expect(s.routes.stable.requests).toBe(5);
+    expect(s.routes.stable.responses_5xx).toBe(0);
+    expect(s.routes.canary.requests).toBe(4);
+    expect(s.routes.canary.responses_5xx).toBe(1);
+    expect(s.routes.canary.upstream_seconds).toBeGreaterThanOrEqual(0);
+    expect(s.rules.ip).toBe(4);
+    expect(s.rules.none).toBe(5);
+    expect(s.store.misses).toBeGreaterThanOrEqual(2);
+    expect(s.cache_dict).toBe("gray_cache");
+    expect(s.config.canary_value).toBe("1");
+  });
+
+  it("answers Prometheus text with ?format=prometheus", async () => {
+    const reply = await get(`${ctx.router.statusUrl}?format=prometheus`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers["content-type"]).toContain("text/plain");
+    expect(reply.body).toMatch(/^gray_requests_total\{route="stable"\} \d+$/m);
+    expect(reply.body).toMatch(/^gray_store_lookups_total\{result="hits"\} \d+$/m);
+    expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
+  });
+
+  it("names the rule in <debug_header>-Rule", async () => {
+    const reply = await get(ctx.router.url, { from: "127.0.5.3" });
+    expect(reply.headers["x-gray-route"]).toBe("stable");
+    expect(reply.headers["x-gray-route-rule"]).toBe("none");
+  });
+
+  it("leaves error.log clean", () => expectCleanLog(ctx.router));
+
+  // Last: nginx logs the refusal as an [error] line.
+  it("is not served to other addresses", async () => {
+    expect((await get(ctx.router.statusUrl, { from: "127.0.5.4" })).status).toBe(403);
+  });
+});
+
+describe("without a lua_shared_dict", () => {
+  const ctx = useRouter({ noCacheDict: true });
+
+  it("still routes, and /gray/status says what is missing", async () => {
+    await ctx.flags.set("127.0.5.5");
+    expect((await get(ctx.router.url, { from: "127.0.5.5" })).body.trim()).toBe("canary");
+    const reply = await get(ctx.router.statusUrl);
+    expect(reply.status).toBe(503);
+    expect(reply.body).toContain("lua_shared_dict gray_cache");
+  });
+});
