@@ -372,7 +372,8 @@ async function main(argv: string[]): Promise<number> {
 
 function usageFailure(name: string, err: unknown): number {
   if (!(err instanceof UsageError) && !(err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))) throw err;
-  process.stderr.write(`gray ${name}: ${err.message} (see gray ${name} --help)\n`);
+  // One line, always: parseArgs' own messages can span several.
+  process.stderr.write(`gray ${name}: ${err.message.replace(/\s*\n\s*/g, " ")} (see gray ${name} --help)\n`);
   return 2;
 }
 

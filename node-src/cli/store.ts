@@ -96,10 +96,10 @@ export class AdminStore {
   }
 }
 
-/** Lines "key=<url-encoded> exp=<unix time or -1> la=... ". */
+/** Lines "key=<url-encoded> exp=<unix time or -1> la=... ", ended by \n (the final END by \r\n). */
 export function parseMetadump(text: string): KeyInfo[] {
   const out: KeyInfo[] = [];
-  for (const line of text.split("\r\n")) {
+  for (const line of text.split(/\r?\n/)) {
     const key = /^key=(\S+)/.exec(line);
     if (!key) continue;
     const exp = /\bexp=(-?\d+)/.exec(line);

@@ -1,0 +1,139 @@
+/** The `gray` CLI as a separate process: what it writes to memcached, its output and its exit codes. */
+import { describe, expect, it } from "vitest";
+import { gray } from "../harness/gray-cli.ts";
+import { closeAgents } from "../harness/http.ts";
+import { AdminStore } from "../node-src/cli/store.ts";
+import { routeOf, sharedMemcached, useRouter } from "./support.ts";
+
+const COMMANDS = ["add", "remove", "list", "add-user", "remove-user", "weight", "explain", "status"];
+
+describe("gray CLI", () => {
+  const ctx = useRouter({ options: { user_header: "X-User", cache_ttl_ms: 100 } });
+  const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
+  const keys = async () => {
+    const store = new AdminStore(sharedMemcached().address);
+    try {
+      return (await store.keys()).map((k) => k.key).sort();
+    } finally {
+      store.close();
+    }
+  };
+
+  it("writes the keys the router reads, IPv6 as nginx prints it, unescaped", async () => {
+    const r = await gray(["add", "203.0.113.7", "2001:DB8:0:0::1", "127.0.6.1", "--ttl", "600"], env());
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(await ctx.flags.get("2001:db8::1")).toBe("1");
+    expect(await ctx.flags.get("203.0.113.7")).toBe("1");
+    expect(await routeOf(ctx.router.url, { from: "127.0.6.1" })).toBe("canary");
+  });
+
+  it("keeps ranges in one list, normalised, and removes them again", async () => {
+    expect((await gray(["add", "198.51.100.7/24", "2001:db8:a::/48"], env())).code).toBe(0);
+    expect((await gray(["add", "198.51.100.0/24"], env())).code).toBe(0);
+    expect(await ctx.flags.get("gray:ranges")).toBe("198.51.100.0/24 2001:db8:a::/48");
+    expect((await gray(["remove", "198.51.100.0/24"], env())).code).toBe(0);
+    expect(await ctx.flags.get("gray:ranges")).toBe("2001:db8:a::/48");
+    expect((await gray(["remove", "2001:db8:a::/48"], env())).code).toBe(0);
+    expect(await ctx.flags.get("gray:ranges")).toBeUndefined();
+  });
+
+  it("adds and removes users; a flagged user is routed to canary", async () => {
+    expect((await gray(["add-user", "alice", "bob@example.org"], env())).code).toBe(0);
+    expect(await ctx.flags.get("uid:alice")).toBe("1");
+    expect(await routeOf(ctx.router.url, { from: "127.0.6.2", headers: { "X-User": "alice" } })).toBe("canary");
+    expect((await gray(["remove-user", "alice"], env())).code).toBe(0);
+    expect(await ctx.flags.get("uid:alice")).toBeUndefined();
+  });
+
+  it("lists flags, users, ranges and the weight, as text and JSON", async () => {
+    await gray(["add", "203.0.113.9", "2001:db8::9", "10.9.0.0/16"], env());
+    await gray(["add-user", "carol"], env());
+    await gray(["weight", "12.5"], env());
+    await ctx.flags.set("203.0.113.10", "0"); // not canary_value: not listed
+    const json = await gray(["list", "--json"], env());
+    expect(json.code).toBe(0);
+    const listed = JSON.parse(json.stdout);
+    expect(listed.ips.map((i: { ip: string }) => i.ip).sort()).toEqual(["2001:db8::9", "203.0.113.9"]);
+    expect(listed.users.map((u: { user: string }) => u.user)).toEqual(["carol"]);
+    expect(listed.ranges).toEqual(["10.9.0.0/16"]);
+    expect(listed.weight).toBe(12.5);
+    const text = (await gray(["list"], env())).stdout;
+    expect(text).toContain("12.5 %");
+    expect(text).toContain("2001:db8::9");
+  });
+
+  it("shows and sets the weight", async () => {
+    expect((await gray(["weight"], env())).stdout.trim()).toBe("weight not set");
+    expect((await gray(["weight", "25%"], env())).stdout.trim()).toBe("weight 25 % (was not set)");
+    expect(await ctx.flags.get("gray:weight")).toBe("25");
+  });
+
+  it("uses --prefix for every key", async () => {
+    expect((await gray(["add", "203.0.113.11", "--prefix", "app1:"], env())).code).toBe(0);
+    expect((await gray(["add-user", "dave", "--prefix", "app1:"], env())).code).toBe(0);
+    expect((await gray(["weight", "3", "--prefix", "app1:"], env())).code).toBe(0);
+    expect(await keys()).toEqual(["app1:203.0.113.11", "app1:gray:weight", "app1:uid:dave"]);
+  });
+
+  const BAD: string[][] = [
+    ["add", "10.0.0.300"],
+    ["add", "203.0.113.5", "10.0.0.0/33"],
+    ["add", "203.0.113.5", "--ttl", "-5"],
+    ["add", "10.0.0.0/8", "--ttl", "60"],
+    ["add"],
+    ["remove", "nonsense"],
+    ["add-user", ""],
+    ["add-user", "ok", "not ok"],
+    ["add-user", "x".repeat(65)],
+    ["weight", "101"],
+    ["weight", "-1"],
+    ["weight", "abc"],
+    ["explain", "999.1.1.1"],
+    ["add", "203.0.113.5", "--bogus"],
+    ["add", "203.0.113.5", "--memcached", "nohostport"],
+    ["frobnicate"],
+  ];
+  for (const args of BAD) {
+    it(`refuses ${JSON.stringify(args).slice(0, 60)} with exit 2, one line, nothing written`, async () => {
+      const r = await gray(args, env());
+      expect(r.code).toBe(2);
+      if (args[0] !== "frobnicate") expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stdout).toBe("");
+      expect(await keys()).toEqual([]);
+    });
+  }
+
+  it("exits 1 naming the address when memcached is unreachable", async () => {
+    const r = await gray(["add", "203.0.113.5"], { GRAY_MEMCACHED: "127.0.0.1:1" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("127.0.0.1:1");
+    const s = await gray(["status", "--url", "http://127.0.0.1:1/gray/status"]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain("http://127.0.0.1:1/gray/status");
+  });
+
+  it("has --help on every command", async () => {
+    for (const command of COMMANDS) {
+      const r = await gray([command, "--help"]);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout).toContain(`usage: gray ${command}`);
+      expect(r.stdout).toContain("--memcached");
+    }
+    expect((await gray(["--help"])).stdout).toContain("gray explain");
+  });
+
+  it("explains with the router's own options, and status shows its counters", async () => {
+    await ctx.flags.set("127.0.6.5");
+    await closeAgents();
+    const url = ctx.router.statusUrl;
+    const flagged = JSON.parse((await gray(["explain", "127.0.6.5", "--url", url, "--json"], env())).stdout);
+    expect(flagged).toMatchObject({ route: "canary", rule: "ip" });
+    await ctx.flags.set("uid:erin");
+    const user = await gray(["explain", "203.0.113.99", "--user", "erin", "--url", url], env());
+    expect(user.stdout).toMatch(/^canary {2}\(rule user: user erin is flagged/);
+    const status = await gray(["status", "--url", url], env());
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^canary\s+\d+\s+\d+/m);
+  });
+});
