@@ -4,6 +4,7 @@
  */
 import { type Cidr, parseCidr } from "./ip.ts";
 import { MAX_USER_ID_BYTES, type RuleOptions, USER_KEY } from "./rules.ts";
+import { alnumOr } from "./text.ts";
 
 export interface MemcachedOptions {
   host: string;
@@ -66,13 +67,7 @@ function isKeySafe(s: string): boolean {
 
 /** An HTTP header name (RFC 9110 token). */
 function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-    if (!alnum && "!#$%&'*+-.^_`|~".indexOf(s.charAt(i)) < 0) return false;
-  }
-  return true;
+  return s.length > 0 && alnumOr(s, "!#$%&'*+-.^_`|~");
 }
 
 function describe(value: unknown): string {

@@ -5,6 +5,7 @@
  */
 import { type Cidr, parseAddress } from "./ip.ts";
 import { type RangeSet, buildRanges, parseRangeList, rangesContain } from "./ranges.ts";
+import { alnumOr } from "./text.ts";
 
 /** The rule that decided; "none" means nothing matched and the request stays on stable. */
 export type Rule = "override" | "user" | "ip" | "range" | "weight" | "none";
@@ -59,13 +60,7 @@ const BUCKETS = 100000;
 
 /** 1–64 bytes of letters, digits and - . _ ~ @ + = : — checked before an id becomes a memcached key. */
 export function isUserId(id: string): boolean {
-  if (id.length === 0 || id.length > MAX_USER_ID_BYTES) return false;
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-    if (!alnum && "-._~@+=:".indexOf(id.charAt(i)) < 0) return false;
-  }
-  return true;
+  return id.length > 0 && id.length <= MAX_USER_ID_BYTES && alnumOr(id, "-._~@+=:");
 }
 
 function isCookieSpace(c: number): boolean {
