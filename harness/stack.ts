@@ -44,7 +44,7 @@ export interface StackPorts {
 }
 
 /** A backend version: answers its name, so a response shows which version served it. */
-function backend(name: string, port: number): string[] {
+export function backend(name: string, port: number): string[] {
   return [
     "server {",
     `    listen 127.0.0.1:${port};`,

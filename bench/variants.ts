@@ -1,0 +1,140 @@
+/**
+ * What `npm run bench` compares: each variant is its own nginx (1 worker) in front of the same
+ * backends nginx, so they differ only in what routes the request.
+ */
+import { renderSite } from "../node-src/nginx-conf.ts";
+import type { LuaValue } from "../node-src/lua-literal.ts";
+
+export interface VariantPorts {
+  listen: number;
+  stable: number;
+  canary: number;
+  memcached: number;
+}
+
+export interface Variant {
+  name: string;
+  about: string;
+  /** http-context lines of this variant's nginx. */
+  http: (luaPaths: string[], p: VariantPorts) => string[];
+  /** A wrk Lua script (request generation), if the variant needs other clients or headers. */
+  wrkScript?: string;
+  /** memcached keys to set before the run. */
+  keys?: Record<string, string>;
+}
+
+const UPSTREAMS = (p: VariantPorts) => [
+  `upstream client { server 127.0.0.1:${p.stable}; keepalive 32; }`,
+  `upstream client_test { server 127.0.0.1:${p.canary}; keepalive 32; }`,
+];
+const PROXY = ['proxy_http_version 1.1;', 'proxy_set_header Connection "";'];
+
+function router(options: Record<string, LuaValue>) {
+  return (luaPaths: string[], p: VariantPorts) =>
+    renderSite({
+      luaPaths,
+      options: { memcached: { host: "127.0.0.1", port: p.memcached }, ...options },
+      listen: [`127.0.0.1:${p.listen}`],
+      stable: [`127.0.0.1:${p.stable}`],
+      canary: [`127.0.0.1:${p.canary}`],
+      proxy: PROXY,
+    });
+}
+
+/**
+ * Seed 004's script, as published: only the module path and memcached's port adapted. It keeps
+ * the seed's global write (clientIP), its connection per request and its error pages.
+ */
+function seedScript(memcachedPort: number): string[] {
+  return [
+    "content_by_lua '",
+    '    clientIP = ngx.req.get_headers()["X-Real-IP"]',
+    "    if clientIP == nil then",
+    '        clientIP = ngx.req.get_headers()["x_forwarded_for"]',
+    "    end",
+    "    if clientIP == nil then",
+    "        clientIP = ngx.var.remote_addr",
+    "    end",
+    '        local memcached = require "resty.memcached"',
+    "        local memc, err = memcached:new()",
+    "        if not memc then",
+    '            ngx.say("failed to instantiate memc: ", err)',
+    "            return",
+    "        end",
+    `        local ok, err = memc:connect("127.0.0.1", ${memcachedPort})`,
+    "        if not ok then",
+    '            ngx.say("failed to connect: ", err)',
+    "            return",
+    "        end",
+    "        local res, flags, err = memc:get(clientIP)",
+    "        if err then",
+    '            ngx.say("failed to get clientIP ", err)',
+    "            return",
+    "        end",
+    '        if res == "1" then',
+    '            ngx.exec("@client_test")',
+    "            return",
+    "        end",
+    '         ngx.exec("@client")',
+    "';",
+  ];
+}
+
+/** A new client per request: X-Real-IP counts through 198.18.0.0/15 (the benchmarking range, RFC 2544) from a trusted peer. */
+const NEW_CLIENT_SCRIPT = `
+local n = 0
+request = function()
+  n = n + 1
+  local ip = string.format("198.%d.%d.%d", 18 + math.floor(n / 65536) % 2, math.floor(n / 256) % 256, n % 256)
+  return wrk.format(nil, nil, { ["X-Real-IP"] = ip })
+end
+`;
+
+/** Every rule on: 1,000 user ids (some flagged), an override header now and then, ranges and weight 50. */
+const ALL_RULES_SCRIPT = `
+local n = 0
+request = function()
+  n = n + 1
+  local headers = { ["X-User-Id"] = "user" .. (n % 1000) }
+  if n % 50 == 0 then headers["X-Gray"] = "never" end
+  return wrk.format(nil, nil, headers)
+end
+`;
+
+export const VARIANTS: Variant[] = [
+  {
+    name: "plain",
+    about: "plain proxy_pass, no Lua",
+    http: (_, p) => [...UPSTREAMS(p), "server {", `    listen 127.0.0.1:${p.listen};`, "    location / {", ...PROXY.map((l) => `        ${l}`), "        proxy_pass http://client;", "    }", "}"],
+  },
+  {
+    name: "seed",
+    about: "seed 004's script as published",
+    http: (luaPaths, p) => [
+      `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
+      ...UPSTREAMS(p),
+      "server {",
+      `    listen 127.0.0.1:${p.listen};`,
+      "    location / {",
+      ...seedScript(p.memcached).map((l) => `        ${l}`),
+      "    }",
+      "    location @client { proxy_pass http://client; }",
+      "    location @client_test { proxy_pass http://client_test; }",
+      "}",
+    ],
+  },
+  { name: "cached", about: "router, the client cached (steady state)", http: router({}) },
+  {
+    name: "miss",
+    about: "router, a new client every request (memcached lookup)",
+    http: router({ trusted_proxies: ["127.0.0.1"] }),
+    wrkScript: NEW_CLIENT_SCRIPT,
+  },
+  {
+    name: "rules",
+    about: "router, all rules on (override, user id, ranges, weight 50)",
+    http: router({ override_header: "X-Gray", user_header: "X-User-Id", ranges: ["203.0.113.0/24", "2001:db8::/32"] }),
+    wrkScript: ALL_RULES_SCRIPT,
+    keys: { "gray:weight": "50", "gray:ranges": "198.51.100.0/24 192.0.2.0/24", "uid:user7": "1", "uid:user77": "1" },
+  },
+];
