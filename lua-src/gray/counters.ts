@@ -9,30 +9,39 @@ import { ROUTES, ROUTE_FIELDS, type RouteCounts, type RouteName, STORE_FIELDS, t
 
 const FLUSH_INTERVAL_S = 1;
 
-/** Dict keys of the counters. The space keeps them apart from cached memcached keys, which cannot contain one. */
-function key(group: string, field: string): string {
-  return `gray ${group} ${field}`;
+/**
+ * Counters are numbered slots: counting is an array update, no string hashing per request.
+ * Each slot's dict key has a space, which keeps it apart from cached memcached keys (they cannot contain one).
+ */
+const names: string[] = [];
+function slot(group: string, field: string): number {
+  names.push(`gray ${group} ${field}`);
+  return names.length - 1;
 }
 
-/** Precomputed names, so counting builds no strings per request. */
-export const ROUTE_COUNTER: Record<RouteName, Record<keyof RouteCounts, string>> = {
-  stable: { requests: key("stable", "requests"), responses_5xx: key("stable", "responses_5xx"), upstream_seconds: key("stable", "upstream_seconds") },
-  canary: { requests: key("canary", "requests"), responses_5xx: key("canary", "responses_5xx"), upstream_seconds: key("canary", "upstream_seconds") },
-};
-export const RULE_COUNTER = {} as Record<Rule, string>;
-for (const rule of RULES) RULE_COUNTER[rule] = key("rule", rule);
-export const STORE_COUNTER = {} as Record<keyof StoreCounts, string>;
-for (const field of STORE_FIELDS) STORE_COUNTER[field] = key("store", field);
+function routeSlots(route: RouteName): Record<keyof RouteCounts, number> {
+  return { requests: slot(route, "requests"), responses_5xx: slot(route, "responses_5xx"), upstream_seconds: slot(route, "upstream_seconds") };
+}
+
+export const ROUTE_COUNTER: Record<RouteName, Record<keyof RouteCounts, number>> = { stable: routeSlots("stable"), canary: routeSlots("canary") };
+export const RULE_COUNTER = {} as Record<Rule, number>;
+for (const rule of RULES) RULE_COUNTER[rule] = slot("rule", rule);
+export const STORE_COUNTER = {} as Record<keyof StoreCounts, number>;
+for (const field of STORE_FIELDS) STORE_COUNTER[field] = slot("store", field);
 
 let dict: SharedDict | undefined;
-const pending = new LuaTable<string, number>();
+/** This worker's counts not yet in the dict, by slot. */
+const pending: number[] = names.map(() => 0);
 let timerStarted = false;
 
 function flush(): void {
   if (dict === undefined) return;
-  for (const [name, n] of pending) {
-    if (n !== 0) dict.incr(name, n, 0);
-    pending.set(name, 0);
+  for (let i = 0; i < names.length; i++) {
+    const n = pending[i]!;
+    if (n !== 0) {
+      dict.incr(names[i]!, n, 0);
+      pending[i] = 0;
+    }
   }
 }
 
@@ -46,9 +55,9 @@ export function useDict(zone: SharedDict | undefined): void {
   dict = zone;
 }
 
-export function count(name: string, n: number): void {
+export function count(counter: number, n: number): void {
   if (dict === undefined) return;
-  pending.set(name, (pending.get(name) ?? 0) + n);
+  pending[counter] = pending[counter]! + n;
   if (!timerStarted) {
     // Started lazily: timers cannot be created in init_by_lua, and this needs no init_worker hook.
     const [ok] = ngx.timer.every(FLUSH_INTERVAL_S, onTimer);
@@ -56,8 +65,8 @@ export function count(name: string, n: number): void {
   }
 }
 
-function read(name: string): number {
-  const value = dict?.get(name);
+function read(counter: number): number {
+  const value = dict?.get(names[counter]!);
   return typeof value === "number" ? value : 0;
 }
 

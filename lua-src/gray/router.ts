@@ -8,7 +8,7 @@
  *   log_by_lua_block { require("gray.router").log() }
  *   location = /gray/status { content_by_lua_block { require("gray.router").status() } }
  */
-import { cast } from "ffi";
+import { cast, typeof as ctypeOf } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
 import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
@@ -83,10 +83,12 @@ export function configure(input?: unknown): void {
   install(parsed);
 }
 
+const UINTPTR = ctypeOf("uintptr_t");
+
 /** The current request as a number: get_request() returns a new cdata per call, which is no use as a table key. */
 function requestKey(): number | undefined {
   const request = get_request();
-  return request === undefined ? undefined : tonumber(cast("uintptr_t", request));
+  return request === undefined ? undefined : tonumber(cast(UINTPTR, request));
 }
 
 function remember(canary: boolean): void {
@@ -138,7 +140,8 @@ export function log(): void {
   count(counters.requests, 1);
   if (ngx.status >= 500) count(counters.responses_5xx, 1);
   const times = ngx_var.upstream_response_time;
-  if (times !== undefined) count(counters.upstream_seconds, sumTimes(times));
+  // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
+  if (times !== undefined) count(counters.upstream_seconds, tonumber(times) ?? sumTimes(times));
 }
 
 /** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */

@@ -6,5 +6,8 @@ declare module "resty.core.base" {
 
 /** LuaJIT's FFI, for the one conversion the router needs. */
 declare module "ffi" {
-  export function cast(this: void, ctype: string, value: unknown): unknown;
+  /** ffi.typeof: a ctype parsed once, for casts on the request path. */
+  function ctypeOf(this: void, ctype: string): object;
+  export { ctypeOf as typeof };
+  export function cast(this: void, ctype: object, value: unknown): unknown;
 }
