@@ -2,6 +2,7 @@
  * nginx configuration for the gray router, rendered from one place for the drop-in example
  * that `npm run build` writes and for every config the harness runs, so the two cannot drift.
  */
+import { DEFAULT_CACHE_DICT } from "../lua-src/gray/options.ts";
 import { type LuaValue, toLua } from "./lua-literal.ts";
 
 /** OpenResty has lua-nginx-module built in; Debian/Ubuntu nginx loads it from libnginx-mod-http-lua. */
@@ -36,7 +37,7 @@ export interface RouterSite {
   statusAllow?: string[];
 }
 
-export const DEFAULT_DICT = { name: "gray_cache", size: "10m" };
+const DEFAULT_DICT = { name: DEFAULT_CACHE_DICT, size: "10m" };
 
 /** configure({...}) on one line, or one option a line followed by commented examples. */
 function configureCall(site: RouterSite): string[] {

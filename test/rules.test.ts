@@ -109,8 +109,7 @@ describe("decide", () => {
     return {
       asked,
       flag: (k) => (asked.push(k), flags[k]),
-      ranges: () => buildRanges(ranges.map((r) => parseCidr(r)!)),
-      weight: () => weight,
+      globals: () => ({ ranges: buildRanges(ranges.map((r) => parseCidr(r)!)), weight }),
       hash: hashText,
     };
   }

@@ -8,8 +8,7 @@
  */
 import { STORE_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
-import type { RangeSet } from "./ranges.ts";
-import { type Lookups, RANGES_KEY, WEIGHT_KEY, liveRanges, liveWeight } from "./rules.ts";
+import { type Globals, type Lookups, RANGES_KEY, WEIGHT_KEY, liveRanges, liveWeight } from "./rules.ts";
 import { fetchFlag, fetchMany } from "./store.ts";
 
 const ngx_now = ngx.now;
@@ -30,9 +29,9 @@ let nextWarnAt = 0;
 let fallbacksSinceWarn = 0;
 
 let globalKeys: string[] = [];
-let ranges!: RangeSet;
+/** This worker's copy, updated in place: asking for it allocates nothing. */
+const globals = {} as Globals;
 let rangesText: string | undefined;
-let weight = 0;
 let globalsDueAt = 0;
 let refreshing = false;
 
@@ -45,8 +44,8 @@ export function installLookups(parsed: RouterOptions, zone: SharedDict | undefin
   storeRetryAt = 0;
   globalKeys = [parsed.key_prefix + RANGES_KEY, parsed.key_prefix + WEIGHT_KEY];
   rangesText = undefined;
-  ranges = liveRanges(parsed.ranges, undefined);
-  weight = parsed.weight;
+  globals.ranges = liveRanges(parsed.ranges, undefined);
+  globals.weight = parsed.weight;
   globalsDueAt = 0;
 }
 
@@ -99,35 +98,25 @@ function flag(key: string): string | undefined {
   return value;
 }
 
-/** Re-reads the weight and the range list when due; one request per worker does it, the others use the current values meanwhile. */
-function refreshGlobals(): void {
+/** The weight and the range list, re-read when due; one request per worker does it, the others use the current values meanwhile. */
+function currentGlobals(): Globals {
   const now = ngx_now();
-  if (now < globalsDueAt || refreshing || resting(now)) return;
+  if (now < globalsDueAt || refreshing || resting(now)) return globals;
   refreshing = true;
   const [values, failure] = fetchMany(options.memcached, connectOptions, globalKeys);
   refreshing = false;
   if (values === undefined) {
     storeFailed(failure!, now);
-    return;
+    return globals;
   }
   globalsDueAt = now + ttl;
   const text = values.get(globalKeys[0]!);
   if (text !== rangesText) {
     rangesText = text;
-    ranges = liveRanges(options.ranges, text);
+    globals.ranges = liveRanges(options.ranges, text);
   }
-  weight = liveWeight(values.get(globalKeys[1]!), options.weight);
+  globals.weight = liveWeight(values.get(globalKeys[1]!), options.weight);
+  return globals;
 }
 
-export const lookups: Lookups = {
-  flag,
-  ranges: () => {
-    refreshGlobals();
-    return ranges;
-  },
-  weight: () => {
-    refreshGlobals();
-    return weight;
-  },
-  hash: ngx.crc32_short,
-};
+export const lookups: Lookups = { flag, globals: currentGlobals, hash: ngx.crc32_short };

@@ -79,8 +79,6 @@ export function buildRanges(cidrs: Cidr[]): RangeSet {
   return { v4: merge(v4), v6: merge(v6), size: cidrs.length };
 }
 
-export const NO_RANGES: RangeSet = buildRanges([]);
-
 function isSeparator(c: number): boolean {
   return c === 32 || c === 44 || c === 9 || c === 10 || c === 13;
 }

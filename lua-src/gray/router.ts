@@ -14,7 +14,7 @@ import { clientIp } from "./client_ip.ts";
 import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
-import { type RouterOptions, parseOptions } from "./options.ts";
+import { DEFAULT_CACHE_DICT, type RouterOptions, parseOptions } from "./options.ts";
 import { decide } from "./rules.ts";
 import { type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
@@ -92,8 +92,9 @@ function requestKey(): number | undefined {
 }
 
 function remember(canary: boolean): void {
+  if (dict === undefined) return; // no counters without the dict: nothing to remember for log()
   const request = requestKey();
-  if (request === undefined || dict === undefined) return;
+  if (request === undefined) return;
   if (inFlightCount >= MAX_IN_FLIGHT) {
     ngx_log(ngx.WARN, "gray.router: ", inFlightCount, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
     inFlight = new LuaTable();
@@ -149,14 +150,15 @@ export function status(): void {
   if (dict === undefined) {
     ngx.status = 503;
     ngx_header["Content-Type"] = "text/plain";
-    ngx.print(`gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? "gray_cache"} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`);
+    ngx.print(`gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? DEFAULT_CACHE_DICT} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`);
     return;
   }
   const mc = options.memcached;
+  const { weight, ranges } = lookups.globals();
   const snapshot: Status = {
     ...totals(),
-    weight: lookups.weight(),
-    ranges: lookups.ranges().size,
+    weight,
+    ranges: ranges.size,
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,
     config,

@@ -36,6 +36,14 @@ export interface RuleOptions {
   user_cookie: string | undefined;
 }
 
+/** The settings every client shares, read from the store as one. */
+export interface Globals {
+  /** Configured ranges plus `<prefix>gray:ranges`. */
+  ranges: RangeSet;
+  /** `<prefix>gray:weight`, or the configured default. */
+  weight: number;
+}
+
 /**
  * What the rules ask the store; the router answers from its cache, the CLI from memcached.
  * @noSelf
@@ -43,10 +51,8 @@ export interface RuleOptions {
 export interface Lookups {
   /** The value under a per-client key (`<prefix><ip>`, `<prefix>uid:<id>`), undefined when absent. */
   flag: (key: string) => string | undefined;
-  /** Configured ranges plus `<prefix>gray:ranges`. */
-  ranges: () => RangeSet;
-  /** `<prefix>gray:weight`, or the configured default. */
-  weight: () => number;
+  /** The ranges and weight in force (the router refreshes them here when due). */
+  globals: () => Globals;
   /** CRC-32 of the text (ngx.crc32_short in nginx, zlib's crc32 in Node). */
   hash: (text: string) => number;
 }
@@ -171,12 +177,11 @@ export function decide(
     if (user !== undefined && look.flag(o.key_prefix + USER_KEY + user) === o.canary_value) return BY_USER;
   }
   if (look.flag(o.key_prefix + ip) === o.canary_value) return BY_IP;
-  const ranges = look.ranges();
+  const { ranges, weight } = look.globals();
   if (ranges.size > 0) {
     const addr = parseAddress(ip);
     if (addr !== undefined && rangesContain(ranges, addr)) return BY_RANGE;
   }
-  const weight = look.weight();
   if (weight > 0 && inWeight(look.hash(user === undefined ? ip : user), weight)) return BY_WEIGHT;
   return NO_RULE;
 }

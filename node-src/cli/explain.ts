@@ -84,8 +84,7 @@ export async function explain(store: AdminStore, o: RouterOptions, request: Expl
   const weight = liveWeight(values.get(o.key_prefix + WEIGHT_KEY), o.weight);
   const lookups: Lookups = {
     flag: (key) => values.get(key),
-    ranges: () => ranges,
-    weight: () => weight,
+    globals: () => ({ ranges, weight }),
     hash: hashText,
   };
   const decision = decide(o, lookups, ip, overrideHeader, userHeader, cookieHeader);
