@@ -1,6 +1,8 @@
 /**
  * The store: memcached gets over a pooled cosocket, bounded by the configured timeout.
  * A failure returns its message; the connection is then closed, never pooled half-read.
+ * What the library throws is a failure too: a garbled reply such as "VALUE k 0 99999999999999999999"
+ * makes its receive() raise "bad pattern argument", which would otherwise abort the request with a 500.
  */
 import type { MemcachedOptions } from "./options.ts";
 
@@ -25,6 +27,24 @@ function open(options: MemcachedOptions, connect: MemcachedConnectOptions): LuaM
   return $multi(client, undefined);
 }
 
+/**
+ * pcall for a function returning (result, failure): (true, result, failure), or (false, what it
+ * threw). Typed here because lua-types' pcall does not pass multiple results through.
+ */
+const guarded = pcall as unknown as <A extends unknown[], T>(
+  f: (this: void, ...args: A) => LuaMultiReturn<[T | undefined, string | undefined]>,
+  ...args: A
+) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
+
+function getOne(this: void, client: MemcachedClient, key: string): LuaMultiReturn<[string | undefined, string | undefined]> {
+  const [value, , getError] = client.get(key);
+  return $multi(value, getError);
+}
+
+function getMany(this: void, client: MemcachedClient, keys: string[]): LuaMultiReturn<[LuaTable<string, [string, string]> | undefined, string | undefined]> {
+  return client.get(keys);
+}
+
 /** The value stored under key: a string, or undefined on a miss; a failure is the second value. */
 export function fetchFlag(
   options: MemcachedOptions,
@@ -33,10 +53,10 @@ export function fetchFlag(
 ): LuaMultiReturn<[string | undefined, string | undefined]> {
   const [client, openError] = open(options, connect);
   if (client === undefined) return $multi(undefined, openError);
-  const [value, , getError] = client.get(key);
-  if (getError !== undefined) {
+  const [ran, value, getError] = guarded(getOne, client, key);
+  if (!ran || getError !== undefined) {
     client.close();
-    return $multi(undefined, `get: ${getError}`);
+    return $multi(undefined, `get: ${ran ? getError : value}`);
   }
   client.set_keepalive(options.keepalive_ms, options.pool_size);
   return $multi(value, undefined);
@@ -50,10 +70,10 @@ export function fetchMany(
 ): LuaMultiReturn<[LuaTable<string, string> | undefined, string | undefined]> {
   const [client, openError] = open(options, connect);
   if (client === undefined) return $multi(undefined, openError);
-  const [found, getError] = client.get(keys);
-  if (found === undefined) {
+  const [ran, found, getError] = guarded(getMany, client, keys);
+  if (!ran || found === undefined) {
     client.close();
-    return $multi(undefined, `get: ${getError}`);
+    return $multi(undefined, `get: ${ran ? getError : found}`);
   }
   client.set_keepalive(options.keepalive_ms, options.pool_size);
   const values = new LuaTable<string, string>();

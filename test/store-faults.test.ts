@@ -1,0 +1,159 @@
+/**
+ * The store-fault harness pieces with the router: a TCP proxy in front of memcached that records,
+ * delays or black-holes, and a fake memcached that answers garbage. Whatever the store does,
+ * every request is answered 200 within the timeout plus a margin.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FlagStore } from "../harness/flags.ts";
+import { GARBAGE_KINDS, type GarbageKind, GarbageMemcached } from "../harness/fake-memcached.ts";
+import { closeAgents, get } from "../harness/http.ts";
+import { MemcachedServer } from "../harness/memcached.ts";
+import { RouterStack } from "../harness/stack.ts";
+import { TcpProxy } from "../harness/tcp-proxy.ts";
+import { logProblems, routeOf, testRuntime } from "./support.ts";
+
+const TIMEOUT_MS = 50;
+/** As in store-failure.test.ts: loopback on a busy 2-core machine, containers included. */
+const MARGIN_MS = 250;
+const TTL_MS = 100;
+
+/** Asks until the route is `want` or the deadline passes; returns how long it took. */
+async function untilRoute(url: string, from: string, want: string, withinMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if ((await routeOf(url, { from })) === want) return Date.now() - started;
+    if (Date.now() - started > withinMs) throw new Error(`${from} not routed to ${want} within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** n requests from fresh clients (so no cache answers for them), each checked for 200, route and time. */
+async function expectAnsweredStable(url: string, n: number, firstHost: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const from = `127.0.4.${firstHost + i}`;
+    const reply = await get(url, { from });
+    expect(reply.status, from).toBe(200);
+    expect(reply.body.trim(), from).toBe("stable");
+    expect(reply.ms, from).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+  }
+}
+
+describe("a TCP proxy in front of memcached", () => {
+  let memcached: MemcachedServer;
+  let proxy: TcpProxy;
+  let router: RouterStack;
+  let flags: FlagStore;
+
+  beforeAll(async () => {
+    const runtime = await testRuntime();
+    memcached = await MemcachedServer.start(runtime);
+    proxy = await TcpProxy.start(memcached, { record: true });
+    router = await RouterStack.start({ runtime, memcached: proxy, options: { memcached: { timeout_ms: TIMEOUT_MS }, cache_ttl_ms: TTL_MS } });
+    flags = new FlagStore(memcached.address);
+    await flags.set("127.0.3.1");
+  });
+  afterAll(async () => {
+    flags?.close();
+    await closeAgents();
+    await router?.stop();
+    await proxy?.stop();
+    await memcached?.stop();
+  });
+
+  it("forwards, and records the command lines the router sends", async () => {
+    expect(await routeOf(router.url, { from: "127.0.3.1" })).toBe("canary");
+    expect(await routeOf(router.url, { from: "127.0.3.2" })).toBe("stable");
+    const { lines } = proxy.takeCommands();
+    expect(lines).toContain("get 127.0.3.1\r\n");
+    expect(lines).toContain("get 127.0.3.2\r\n");
+    expect(lines).toContain("get gray:ranges gray:weight\r\n");
+    expect(proxy.connections).toBeGreaterThan(0);
+  });
+
+  it("with replies delayed below the timeout, routes are kept", async () => {
+    proxy.setMode({ kind: "delay", ms: 15 });
+    try {
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, TTL_MS)); // the cached lookup expires: each round asks the store
+        const reply = await get(router.url, { from: "127.0.3.1" });
+        expect([reply.status, reply.body.trim()]).toEqual([200, "canary"]);
+        expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      }
+    } finally {
+      proxy.setMode({ kind: "forward" });
+    }
+  });
+
+  it("with replies delayed past the timeout, answers 200 stable within timeout + margin, and recovers within 1 s", async () => {
+    proxy.setMode({ kind: "delay", ms: 4 * TIMEOUT_MS });
+    try {
+      await expectAnsweredStable(router.url, 20, 1);
+    } finally {
+      proxy.setMode({ kind: "forward" });
+    }
+    expect(await untilRoute(router.url, "127.0.3.1", "canary", 1000)).toBeLessThan(1000);
+  });
+
+  it("black-holed, answers 200 stable within timeout + margin, and recovers within 1 s", async () => {
+    proxy.setMode({ kind: "blackhole" });
+    try {
+      await expectAnsweredStable(router.url, 20, 31);
+    } finally {
+      proxy.setMode({ kind: "forward" });
+    }
+    expect(await untilRoute(router.url, "127.0.3.1", "canary", 1000)).toBeLessThan(1000);
+  });
+
+  it("logs no error, and the failures as rate-limited warnings", () => {
+    const log = router.errorLog();
+    expect(logProblems(log)).toEqual([]);
+    const warnings = log.split("\n").filter((l) => l.includes("gray.router: memcached"));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.length).toBeLessThanOrEqual(3);
+  });
+});
+
+/** A router in front of a fake memcached answering kinds of garbage: n rounds of 20 new clients, all 200 stable, within the bound, log bounded. */
+async function survivesGarbage(kinds: GarbageKind[], rounds: number): Promise<void> {
+  const WORKERS = 2;
+  const fake = await GarbageMemcached.start(Number(process.env.GRAY_FUZZ_SEED ?? 6), kinds);
+  const router = await RouterStack.start({
+    runtime: await testRuntime(),
+    memcached: fake,
+    workers: WORKERS,
+    options: { memcached: { timeout_ms: TIMEOUT_MS }, cache_ttl_ms: TTL_MS, user_header: "X-User-Id" },
+  });
+  try {
+    const started = Date.now();
+    for (let round = 0; round < rounds; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => get(router.url, { from: `127.0.5.${1 + i}`, headers: { "x-user-id": `u${round}-${i}` } })),
+      );
+      for (const reply of replies) {
+        expect([reply.status, reply.body.trim()]).toEqual([200, "stable"]);
+        expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      }
+      // Past the worker's 0.2 s rest after a failure, so the store is asked again.
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(fake.commandsAnswered, "the router did ask the fake store").toBeGreaterThanOrEqual(rounds);
+    const elapsedS = (Date.now() - started) / 1000;
+    const log = router.errorLog();
+    expect(logProblems(log)).toEqual([]);
+    // One warning per worker per 5 s, plus one for each worker's first failure.
+    const warnings = log.split("\n").filter((l) => l.includes("[warn]"));
+    expect(warnings.length).toBeLessThanOrEqual(WORKERS * (Math.ceil(elapsedS / 5) + 1));
+  } finally {
+    await closeAgents();
+    await router.stop();
+    await fake.stop();
+  }
+}
+
+describe("a fake memcached answering garbage", () => {
+  // Regression: this reply made lua-resty-memcached's receive() raise, and the router answer 500.
+  it("a VALUE line with an absurd length: 200 stable, no Lua error", () => survivesGarbage(["absurd length"], 3));
+
+  it(`every kind of garbage at random (${GARBAGE_KINDS.length} kinds): 200 stable within timeout + margin, log bounded`, () =>
+    survivesGarbage(GARBAGE_KINDS, 16));
+});
