@@ -5,26 +5,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { clientIp } from "../lua-src/gray/client_ip.ts";
 import { parseCidr } from "../lua-src/gray/ip.ts";
-import { get } from "../harness/http.ts";
-import type { StackPorts } from "../harness/stack.ts";
+import { realipAddress, realipOracle } from "../harness/realip.ts";
 import { expectCleanLog, routeOf, useRouter } from "./support.ts";
 
 const TRUSTED = ["127.0.0.1", "127.0.0.64/26", "::1", "2001:db8:ffff::/48", "198.51.100.0/24"];
-
-/** realip as the oracle: /xri reads X-Real-IP, /xff reads X-Forwarded-For; both answer $remote_addr. */
-function realipOracle(ports: StackPorts): string[] {
-  const realip = (header: string) => [...TRUSTED.map((c) => `set_real_ip_from ${c};`), `real_ip_header ${header};`, "real_ip_recursive on;"];
-  return [
-    "server {",
-    `    listen 127.0.0.1:${ports.extra};`,
-    `    listen [::1]:${ports.extra};`,
-    "    default_type text/plain;",
-    // A content handler, not "return": return runs in the rewrite phase, before location-level realip.
-    `    location /xri { ${realip("X-Real-IP").join(" ")} content_by_lua_block { ngx.print(ngx.var.remote_addr) } }`,
-    `    location /xff { ${realip("X-Forwarded-For").join(" ")} content_by_lua_block { ngx.print(ngx.var.remote_addr) } }`,
-    "}",
-  ];
-}
 
 const PEERS = ["127.0.0.1", "127.0.0.70", "127.0.0.2", "::1"];
 const VALUES = [
@@ -80,23 +64,15 @@ for (const from of PEERS) {
 }
 
 describe("client IP behind trusted proxies, against nginx's realip", () => {
-  const ctx = useRouter({ ipv6: true, options: { trusted_proxies: TRUSTED }, httpExtra: realipOracle });
+  const ctx = useRouter({ ipv6: true, options: { trusted_proxies: TRUSTED }, httpExtra: realipOracle(TRUSTED) });
   const trusted = TRUSTED.map((c) => parseCidr(c)!);
-  let oracleUrl: (from: string) => string;
   let routerUrl: (from: string) => string;
 
   beforeAll(() => {
-    const { ports } = ctx.router;
-    oracleUrl = (from) => (from === "::1" ? `http://[::1]:${ports.extra}` : `http://127.0.0.1:${ports.extra}`);
     routerUrl = (from) => (from === "::1" ? ctx.router.url6 : ctx.router.url);
   });
 
-  /** What realip makes of the request: X-Real-IP if it moves the address, else X-Forwarded-For. */
-  async function oracle(v: Vector): Promise<string> {
-    const viaRealIp = (await get(`${oracleUrl(v.from)}/xri`, v)).body;
-    if ("x-real-ip" in v.headers && viaRealIp !== v.from) return viaRealIp;
-    return (await get(`${oracleUrl(v.from)}/xff`, v)).body;
-  }
+  const oracle = (v: Vector) => realipAddress(ctx.router.ports, v, "x-real-ip" in v.headers);
 
   it(`routes by the address realip finds (${vectors.length} vectors)`, async () => {
     for (const v of vectors) {

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { get } from "../harness/http.ts";
+import { seededRandom } from "../harness/random.ts";
 import { explain, routerOptions } from "../node-src/cli/explain.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
@@ -25,20 +26,6 @@ const STATES: { weight?: string; ranges?: string }[] = [
 ];
 const PER_STATE = 180;
 
-/** A small seeded generator, so a failure replays. */
-function generator(seed: number) {
-  let s = seed;
-  const next = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s;
-  };
-  return {
-    int: (n: number) => next() % n,
-    pick: <T>(list: T[]) => list[next() % list.length]!,
-    chance: (p: number) => next() / 2 ** 32 < p,
-  };
-}
-
 interface Vector {
   ip: string;
   headers: [string, string][];
@@ -47,7 +34,7 @@ interface Vector {
 }
 
 function vectors(seed: number, count: number, used: Set<string>): Vector[] {
-  const g = generator(seed);
+  const g = seededRandom(seed);
   const hex = (n: number) => n.toString(16);
   const out: Vector[] = [];
   while (out.length < count) {

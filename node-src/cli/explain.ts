@@ -26,6 +26,8 @@ export interface ExplainRequest {
   user?: string;
   headers?: [string, string][];
   cookies?: [string, string][];
+  /** A Cookie header as nginx hands it to the router (several lines joined by "; "); `cookies` are added after it. */
+  cookieHeader?: string;
 }
 
 export interface Explanation {
@@ -59,7 +61,10 @@ function headerValue(headers: [string, string][], name: string | undefined): str
   return found?.[1];
 }
 
-export async function explain(store: AdminStore, o: RouterOptions, request: ExplainRequest): Promise<Explanation> {
+/** Explain only reads the store. */
+export type StoreReader = Pick<AdminStore, "get">;
+
+export async function explain(store: StoreReader, o: RouterOptions, request: ExplainRequest): Promise<Explanation> {
   const addr = parseAddress(request.ip);
   if (addr === undefined) throw new Error(`not an IP address: ${request.ip}`);
   const ip = formatAddress(addr);
@@ -71,7 +76,9 @@ export async function explain(store: AdminStore, o: RouterOptions, request: Expl
   }
   const overrideHeader = headerValue(headers, o.override_header);
   const userHeader = headerValue(headers, o.user_header);
-  const cookieHeader = cookies.length === 0 ? undefined : cookies.map(([k, v]) => `${k}=${v}`).join("; ");
+  const pairs = cookies.map(([k, v]) => `${k}=${v}`);
+  if (request.cookieHeader !== undefined) pairs.unshift(request.cookieHeader);
+  const cookieHeader = pairs.length === 0 ? undefined : pairs.join("; ");
   const user = o.user_header !== undefined || o.user_cookie !== undefined ? userIdOf(o, userHeader, cookieHeader) : undefined;
 
   // The rules ask synchronously (as they do in nginx): fetch every key they might ask first.
