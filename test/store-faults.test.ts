@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { GARBAGE_KINDS, type GarbageKind, GarbageMemcached } from "../harness/fake-memcached.ts";
+import { fuzzSeed } from "../harness/fuzz.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { RouterStack } from "../harness/stack.ts";
@@ -16,6 +17,7 @@ const TIMEOUT_MS = 50;
 /** As in store-failure.test.ts: loopback on a busy 2-core machine, containers included. */
 const MARGIN_MS = 250;
 const TTL_MS = 100;
+const SEED = fuzzSeed();
 
 /** Asks until the route is `want` or the deadline passes; returns how long it took. */
 async function untilRoute(url: string, from: string, want: string, withinMs: number): Promise<number> {
@@ -116,7 +118,7 @@ describe("a TCP proxy in front of memcached", () => {
 /** A router in front of a fake memcached answering kinds of garbage: n rounds of 20 new clients, all 200 stable, within the bound, log bounded. */
 async function survivesGarbage(kinds: GarbageKind[], rounds: number): Promise<void> {
   const WORKERS = 2;
-  const fake = await GarbageMemcached.start(Number(process.env.GRAY_FUZZ_SEED ?? 6), kinds);
+  const fake = await GarbageMemcached.start(SEED, kinds);
   const router = await RouterStack.start({
     runtime: await testRuntime(),
     memcached: fake,
@@ -150,7 +152,7 @@ async function survivesGarbage(kinds: GarbageKind[], rounds: number): Promise<vo
   }
 }
 
-describe("a fake memcached answering garbage", () => {
+describe(`a fake memcached answering garbage (GRAY_FUZZ_SEED=${SEED})`, () => {
   // Regression: this reply made lua-resty-memcached's receive() raise, and the router answer 500.
   it("a VALUE line with an absurd length: 200 stable, no Lua error", () => survivesGarbage(["absurd length"], 3));
 
