@@ -274,7 +274,7 @@ function splitLines(r: Random, value: string, separator: string): string[] {
   return lines.map((line) => line.replace(/^[ ,;]+/, "")).filter((line) => line.length > 0);
 }
 
-export function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): FuzzRequest {
+function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): FuzzRequest {
   const from = r.pick(trusted ? w.trustedPeers : w.untrustedPeers);
   const list = new HeaderList();
   const req: FuzzRequest = { from, headers: list.flat, realIp: undefined, forwardedFor: undefined, override: undefined, user: undefined, cookie: undefined };
