@@ -1,9 +1,11 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
+ *                  [--parts main,growth,memory] [--requests N]
  *
- * Every variant runs once per round, interleaved (A B C … A B C …) so drift on a noisy machine
- * falls on all of them alike; ratios to plain proxy_pass are taken within each round. Prints a
- * table and the targets, and writes the same as JSON under bench/results/.
+ * main: every variant once per round, interleaved, ratios to plain proxy_pass taken within each
+ * round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
+ * memory: a worker's RSS over N requests. Prints tables, writes the same as JSON under
+ * bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -13,13 +15,13 @@ import { parseArgs } from "node:util";
 import { FlagStore } from "../harness/flags.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { freePort } from "../harness/net.ts";
-import { NginxServer } from "../harness/nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR, ROOT } from "../harness/paths.ts";
 import { type Runtime, createRuntime } from "../harness/runtime.ts";
 import { backend } from "../harness/stack.ts";
-import { renderMain } from "../node-src/nginx-conf.ts";
-import { VARIANTS, type Variant } from "./variants.ts";
-import { type WrkResult, wrk } from "./wrk.ts";
+import { growth } from "./growth.ts";
+import { type Load, type Sample, type Target, interleave, median, ratios, startNginx, table } from "./measure.ts";
+import { memoryRun } from "./memory.ts";
+import { VARIANTS, type VariantPorts } from "./variants.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,23 +29,15 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
+    parts: { type: "string", default: "main,growth,memory" },
+    requests: { type: "string", default: "1000000" },
   },
 });
-const ROUNDS = Number(values.rounds);
-const SECONDS = Number(values.seconds);
-const CONNECTIONS = Number(values.connections);
-
-interface Started {
-  variant: Variant;
-  nginx: NginxServer;
-  logOffset: number;
-}
-
-async function startNginx(runtime: Runtime, http: string[], port: number): Promise<NginxServer> {
-  const nginx = NginxServer.prepare(renderMain({ flavour: runtime.flavour, workers: 1, http }), port);
-  await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
-  return nginx;
-}
+const LOAD: Load = { rounds: Number(values.rounds), seconds: Number(values.seconds), connections: Number(values.connections) };
+/** Growth has many points: fewer, shorter rounds each. */
+const GROWTH_LOAD: Load = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: Math.min(LOAD.seconds, 3) };
+const PARTS = new Set(values.parts!.split(","));
+const MEMORY_REQUESTS = Number(values.requests);
 
 /** TIME_WAIT sockets towards memcached: flat for a pooled client, growing for a connection per request. */
 function timeWaits(port: number): number {
@@ -55,7 +49,6 @@ function problems(log: string): number {
   return log.split("\n").filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l)).length;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (x: number, digits = 2) => x.toFixed(digits);
 
 function machine(runtime: Runtime): Record<string, unknown> {
@@ -68,61 +61,53 @@ function machine(runtime: Runtime): Record<string, unknown> {
   return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), kernel: release(), node: process.version, nginx, runtime: runtime.name };
 }
 
-async function main(): Promise<number> {
-  const runtime = await createRuntime(values.runtime as "native" | "containers");
-  const memcached = await MemcachedServer.start(runtime, { memoryMb: 256 });
-  const flags = new FlagStore(memcached.address);
-  const stable = await freePort();
-  const canary = await freePort();
-  const backends = await startNginx(runtime, [...backend("stable", stable), ...backend("canary", canary)], stable);
-  const started: Started[] = [];
+interface Goal {
+  name: string;
+  value: number;
+  met: boolean;
+}
+
+async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: FlagStore, luaPaths: string[], ports: Omit<VariantPorts, "listen">) {
+  const started: (Target & { logOffset: number })[] = [];
   try {
-    const luaPaths = runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR];
     for (const variant of VARIANTS) {
       const listen = await freePort();
-      const nginx = await startNginx(runtime, variant.http(luaPaths, { listen, stable, canary, memcached: memcached.port }), listen);
-      started.push({ variant, nginx, logOffset: 0 });
+      const nginx = await startNginx(runtime, variant.http(luaPaths, { ...ports, listen }), listen);
+      started.push({ name: variant.name, nginx, script: variant.wrkScript, logOffset: 0 });
     }
     for (const v of VARIANTS) for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
-
     // Warm-up: pools, caches and LuaJIT traces; error.log is judged from here on.
-    for (const s of started) {
-      await wrk({ url: `${s.nginx.url}/`, seconds: 1, connections: CONNECTIONS, script: s.variant.wrkScript });
-      s.logOffset = s.nginx.errorLog().length;
-    }
+    await interleave(started, { ...LOAD, rounds: 1, seconds: 1 });
+    for (const s of started) s.logOffset = s.nginx.errorLog().length;
 
-    const results = new Map<string, WrkResult[]>(VARIANTS.map((v) => [v.name, []]));
     const timeWait = new Map<string, number>();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const s of started) {
-        const before = timeWaits(memcached.port);
-        const r = await wrk({ url: `${s.nginx.url}/`, seconds: SECONDS, connections: CONNECTIONS, script: s.variant.wrkScript });
-        timeWait.set(s.variant.name, Math.max(timeWait.get(s.variant.name) ?? 0, timeWaits(memcached.port) - before));
-        results.get(s.variant.name)!.push(r);
-        process.stderr.write(`round ${round + 1}/${ROUNDS} ${s.variant.name.padEnd(7)} ${fmt(r.rps, 0)} req/s\n`);
-      }
-    }
-
-    const plain = results.get("plain")!;
+    const samples = await interleave(started, LOAD, async (t, run) => {
+      const before = timeWaits(memcached.port);
+      const s = await run();
+      timeWait.set(t.name, Math.max(timeWait.get(t.name) ?? 0, timeWaits(memcached.port) - before));
+      return s;
+    });
+    const plain = samples.get("plain")!;
     const rows = VARIANTS.map((v) => {
-      const rs = results.get(v.name)!;
-      const ratios = rs.map((r, i) => r.rps / plain[i]!.rps);
-      const s = started.find((x) => x.variant === v)!;
+      const rs: Sample[] = samples.get(v.name)!;
+      const r = ratios(rs, plain);
+      const s = started.find((x) => x.name === v.name)!;
       return {
         variant: v.name,
         about: v.about,
-        rps: { min: Math.min(...rs.map((r) => r.rps)), median: median(rs.map((r) => r.rps)), max: Math.max(...rs.map((r) => r.rps)) },
-        ratio: { min: Math.min(...ratios), median: median(ratios), max: Math.max(...ratios) },
-        p50_ms: median(rs.map((r) => r.p50Ms)),
-        p99_ms: median(rs.map((r) => r.p99Ms)),
-        errors: rs.reduce((n, r) => n + r.errors, 0),
+        rps: { min: Math.min(...rs.map((x) => x.rps)), median: median(rs.map((x) => x.rps)), max: Math.max(...rs.map((x) => x.rps)) },
+        ratio: { min: Math.min(...r), median: median(r), max: Math.max(...r) },
+        cpu_us_per_request: median(rs.map((x) => x.cpuUs)),
+        p50_ms: median(rs.map((x) => x.p50Ms)),
+        p99_ms: median(rs.map((x) => x.p99Ms)),
+        errors: rs.reduce((n, x) => n + x.errors, 0),
         log_lines: problems(s.nginx.errorLog().slice(s.logOffset)),
         memcached_time_wait: timeWait.get(v.name) ?? 0,
       };
     });
     const row = (name: string) => rows.find((r) => r.variant === name)!;
     const routers = ["cached", "miss", "rules"].map(row);
-    const target = (name: string, value: number, met: boolean) => ({ target: name, value, met });
+    const target = (name: string, value: number, met: boolean): Goal => ({ name, value, met });
     const cachedRatio = row("cached").ratio.median;
     const missRatio = row("miss").ratio.median;
     const overSeed = row("cached").rps.median / row("seed").rps.median;
@@ -137,35 +122,95 @@ async function main(): Promise<number> {
       target("error.log silent (router variants)", logLines, logLines === 0),
       target("memcached TIME_WAIT flat (router variants)", timeWaitGrowth, timeWaitGrowth < 50),
     ];
+    console.log(`\n${LOAD.rounds} rounds x ${LOAD.seconds} s, wrk -t1 -c${LOAD.connections}, 1 nginx worker per variant, ${runtime.name} runtime\n`);
+    console.log(
+      table(
+        ["variant", "req/s (median)", "min..max", "ratio to plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"],
+        rows.map((r) => [
+          r.variant,
+          fmt(r.rps.median, 0),
+          `${fmt(r.rps.min, 0)}..${fmt(r.rps.max, 0)}`,
+          `${fmt(r.ratio.min)} / ${fmt(r.ratio.median)} / ${fmt(r.ratio.max)}`,
+          fmt(r.cpu_us_per_request, 1),
+          fmt(r.p50_ms),
+          fmt(r.p99_ms),
+          `${r.errors}`,
+          `${r.log_lines}`,
+          `${r.memcached_time_wait}`,
+        ]),
+      ),
+    );
+    return { rows, targets };
+  } finally {
+    for (const s of started) await s.nginx.stop();
+  }
+}
 
-    const header = ["variant", "req/s (median)", "min..max", "ratio to plain (min/median/max)", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"];
-    const lines = rows.map((r) => [
-      r.variant,
-      fmt(r.rps.median, 0),
-      `${fmt(r.rps.min, 0)}..${fmt(r.rps.max, 0)}`,
-      `${fmt(r.ratio.min)} / ${fmt(r.ratio.median)} / ${fmt(r.ratio.max)}`,
-      fmt(r.p50_ms),
-      fmt(r.p99_ms),
-      `${r.errors}`,
-      `${r.log_lines}`,
-      `${r.memcached_time_wait}`,
-    ]);
-    const table = [header, ...lines];
-    const widths = header.map((_, i) => Math.max(...table.map((l) => l[i]!.length)));
-    console.log(`\n${ROUNDS} rounds x ${SECONDS} s, wrk -t1 -c${CONNECTIONS}, 1 nginx worker per variant, ${runtime.name} runtime\n`);
-    for (const l of table) console.log(`| ${l.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`);
+async function main(): Promise<number> {
+  const runtime = await createRuntime(values.runtime as "native" | "containers");
+  const memcached = await MemcachedServer.start(runtime, { memoryMb: 256 });
+  const flags = new FlagStore(memcached.address);
+  const stable = await freePort();
+  const canary = await freePort();
+  const backends = await startNginx(runtime, [...backend("stable", stable), ...backend("canary", canary)], stable);
+  const luaPaths = runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR];
+  const ports = { stable, canary, memcached: memcached.port };
+  const result: Record<string, unknown> = { machine: machine(runtime), load: LOAD };
+  const targets: Goal[] = [];
+  try {
+    if (PARTS.has("main")) {
+      const main = await mainPart(runtime, memcached, flags, luaPaths, ports);
+      result.rows = main.rows;
+      targets.push(...main.targets);
+    }
+    if (PARTS.has("growth")) {
+      const points = await growth(
+        { runtime, memcached, flags, luaPaths, ports, load: GROWTH_LOAD },
+        { flagged: [10, 1000, 100000, 1000000], clients: [10, 1000, 10000, 100000], ranges: [1, 100, 10000] },
+      );
+      result.growth = { load: GROWTH_LOAD, points };
+      console.log(`\nGrowth (${GROWTH_LOAD.rounds} rounds x ${GROWTH_LOAD.seconds} s per point, router against plain proxy_pass in the same rounds)\n`);
+      console.log(
+        table(
+          ["grows", "to", "router req/s", "ratio to plain", "worker CPU µs/req (plain)", "note"],
+          points.map((p) => [p.series, p.point, fmt(p.rps, 0), fmt(p.ratio), `${fmt(p.cpuUs, 1)} (${fmt(p.plainCpuUs, 1)})`, p.note]),
+        ),
+      );
+    }
+    if (PARTS.has("memory")) {
+      const runs = [];
+      for (const v of VARIANTS.filter((x) => x.name === "cached" || x.name === "rules")) {
+        const listen = await freePort();
+        const nginx = await startNginx(runtime, v.http(luaPaths, { ...ports, listen }), listen);
+        try {
+          for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+          runs.push(await memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript));
+        } finally {
+          await nginx.stop();
+        }
+      }
+      result.memory = runs;
+      console.log(`\nMemory: one worker's RssAnon over ${MEMORY_REQUESTS.toLocaleString("en")} requests, sampled every 2 s\n`);
+      console.log(
+        table(
+          ["variant", "requests", "RssAnon after warm-up → end (KiB)", "slope, bytes per request"],
+          runs.map((r) => [r.variant, r.requests.toLocaleString("en"), `${r.firstKib} → ${r.lastKib}`, fmt(r.slopeBytesPerRequest, 3)]),
+        ),
+      );
+      const worst = Math.max(...runs.map((r) => r.slopeBytesPerRequest));
+      targets.push({ name: "worker RSS slope ≈ 0 (< 1 byte per request)", value: worst, met: worst < 1 });
+    }
     console.log("");
-    for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.target}: ${fmt(t.value)}`);
-
+    for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}`);
+    result.targets = targets;
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, JSON.stringify({ machine: machine(runtime), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, rows, targets }, null, 2) + "\n");
+    writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
     console.log(`\nwrote ${file}`);
     return targets.every((t) => t.met) ? 0 : 1;
   } finally {
     flags.close();
-    for (const s of started) await s.nginx.stop();
     await backends.stop();
     await memcached.stop();
   }

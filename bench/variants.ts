@@ -29,12 +29,18 @@ const UPSTREAMS = (p: VariantPorts) => [
 ];
 const PROXY = ['proxy_http_version 1.1;', 'proxy_set_header Connection "";'];
 
-function router(options: Record<string, LuaValue>) {
+/** Plain proxy_pass to the stable backend, no Lua: what every ratio is taken against. */
+export function plain(listen = "") {
+  return (_: string[], p: VariantPorts) => [...UPSTREAMS(p), "server {", `    listen 127.0.0.1:${p.listen}${listen};`, "    location / {", ...PROXY.map((l) => `        ${l}`), "        proxy_pass http://client;", "    }", "}"];
+}
+
+/** The router's drop-in site with these configure() options; `listen` adds listen parameters (reuseport). */
+export function router(options: Record<string, LuaValue>, listen = "") {
   return (luaPaths: string[], p: VariantPorts) =>
     renderSite({
       luaPaths,
       options: { memcached: { host: "127.0.0.1", port: p.memcached }, ...options },
-      listen: [`127.0.0.1:${p.listen}`],
+      listen: [`127.0.0.1:${p.listen}${listen}`],
       stable: [`127.0.0.1:${p.stable}`],
       canary: [`127.0.0.1:${p.canary}`],
       proxy: PROXY,
@@ -80,15 +86,26 @@ function seedScript(memcachedPort: number): string[] {
   ];
 }
 
-/** A new client per request: X-Real-IP counts through 198.18.0.0/15 (the benchmarking range, RFC 2544) from a trusted peer. */
-const NEW_CLIENT_SCRIPT = `
+/**
+ * Clients through X-Real-IP from a trusted peer, counting through 198.18.0.0/15 (the benchmarking
+ * range, RFC 2544): `count` distinct ones in turn, or all 131,072 (a new client every request, as
+ * far as a 500 ms cache can tell).
+ */
+export function cyclingClients(count = 131072): string {
+  return `
 local n = 0
 request = function()
+  local i = n % ${count}
   n = n + 1
-  local ip = string.format("198.%d.%d.%d", 18 + math.floor(n / 65536) % 2, math.floor(n / 256) % 256, n % 256)
-  return wrk.format(nil, nil, { ["X-Real-IP"] = ip })
+  return wrk.format(nil, nil, { ["X-Real-IP"] = string.format("198.%d.%d.%d", 18 + math.floor(i / 65536), math.floor(i / 256) % 256, i % 256) })
 end
 `;
+}
+
+/** The address cyclingClients() sends as client number i. */
+export function cyclingClient(i: number): string {
+  return `198.${18 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
+}
 
 /** Every rule on: 1,000 user ids (some flagged), an override header now and then, ranges and weight 50. */
 const ALL_RULES_SCRIPT = `
@@ -105,7 +122,7 @@ export const VARIANTS: Variant[] = [
   {
     name: "plain",
     about: "plain proxy_pass, no Lua",
-    http: (_, p) => [...UPSTREAMS(p), "server {", `    listen 127.0.0.1:${p.listen};`, "    location / {", ...PROXY.map((l) => `        ${l}`), "        proxy_pass http://client;", "    }", "}"],
+    http: plain(),
   },
   {
     name: "seed",
@@ -128,7 +145,7 @@ export const VARIANTS: Variant[] = [
     name: "miss",
     about: "router, a new client every request (memcached lookup)",
     http: router({ trusted_proxies: ["127.0.0.1"] }),
-    wrkScript: NEW_CLIENT_SCRIPT,
+    wrkScript: cyclingClients(),
   },
   {
     name: "rules",

@@ -1,0 +1,148 @@
+/**
+ * How the router's cost moves with what it is given: flagged IPs in memcached, distinct clients,
+ * ranges, workers. Each point is measured against plain proxy_pass in the same interleaved
+ * rounds, as req/s ratio and as worker CPU per request.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { bulkSet, type FlagStore } from "../harness/flags.ts";
+import type { MemcachedServer } from "../harness/memcached.ts";
+import { freePort } from "../harness/net.ts";
+import type { NginxServer } from "../harness/nginx.ts";
+import type { Runtime } from "../harness/runtime.ts";
+import { fetchStatus } from "../node-src/cli/status.ts";
+import { type Load, type Sample, interleave, median, ratios, startNginx } from "./measure.ts";
+import { cyclingClient, cyclingClients, plain, router, type VariantPorts } from "./variants.ts";
+
+export interface GrowthPoint {
+  series: string;
+  point: string;
+  rps: number;
+  ratio: number;
+  /** Router workers' CPU µs per request, and plain's in the same rounds. */
+  cpuUs: number;
+  plainCpuUs: number;
+  /** What else the point showed (cache hit rate, ranges in force). */
+  note: string;
+}
+
+export interface GrowthContext {
+  runtime: Runtime;
+  memcached: MemcachedServer;
+  flags: FlagStore;
+  luaPaths: string[];
+  ports: Omit<VariantPorts, "listen">;
+  load: Load;
+}
+
+const TRUSTED = { trusted_proxies: ["127.0.0.1"] };
+/** Longer than cache_ttl_ms (500): the workers have re-read the weight and ranges. */
+const REFRESHED_MS = 1200;
+
+async function start(ctx: GrowthContext, http: (luaPaths: string[], p: VariantPorts) => string[], workers = 1): Promise<NginxServer> {
+  const listen = await freePort();
+  return startNginx(ctx.runtime, http(ctx.luaPaths, { ...ctx.ports, listen }), listen, workers);
+}
+
+interface Series {
+  name: string;
+  points: { label: string; prepare?: () => Promise<void>; script?: string; workers?: number }[];
+}
+
+/** The store's hit rate over a run, from /gray/status (counters reach the dict within a second). */
+async function hitRate(url: string, run: () => Promise<void>): Promise<string> {
+  const before = (await fetchStatus(`${url}/gray/status`)).store;
+  await run();
+  await sleep(1100);
+  const after = (await fetchStatus(`${url}/gray/status`)).store;
+  const hits = after.hits - before.hits;
+  const misses = after.misses - before.misses;
+  return `cache hits ${((100 * hits) / Math.max(hits + misses, 1)).toFixed(1)} %`;
+}
+
+async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoint[]> {
+  const out: GrowthPoint[] = [];
+  let current: { workers: number; plain: NginxServer; router: NginxServer } | undefined;
+  try {
+    for (const p of series.points) {
+      const workers = p.workers ?? 1;
+      if (current?.workers !== workers) {
+        await current?.plain.stop();
+        await current?.router.stop();
+        // Several workers share the port through reuseport, or one would take most connections.
+        const listen = workers > 1 ? " reuseport" : "";
+        current = { workers, plain: await start(ctx, plain(listen), workers), router: await start(ctx, router(TRUSTED, listen), workers) };
+      }
+      await p.prepare?.();
+      const { plain: plainNginx, router: routerNginx } = current;
+      const name = `${series.name} ${p.label}`;
+      let samples = new Map<string, Sample[]>();
+      const note = await hitRate(routerNginx.url, async () => {
+        samples = await interleave([{ name: "plain", nginx: plainNginx }, { name, nginx: routerNginx, script: p.script }], ctx.load);
+      });
+      const plainSamples = samples.get("plain")!;
+      const routerSamples = samples.get(name)!;
+      const status = await fetchStatus(`${routerNginx.url}/gray/status`);
+      out.push({
+        series: series.name,
+        point: p.label,
+        rps: median(routerSamples.map((s) => s.rps)),
+        ratio: median(ratios(routerSamples, plainSamples)),
+        cpuUs: median(routerSamples.map((s) => s.cpuUs)),
+        plainCpuUs: median(plainSamples.map((s) => s.cpuUs)),
+        note: series.name === "ranges" ? `${status.ranges} ranges in force` : note,
+      });
+    }
+  } finally {
+    await current?.plain.stop();
+    await current?.router.stop();
+  }
+  return out;
+}
+
+function* bulkKeys(from: number, to: number): Generator<string> {
+  // The first thousand flags are clients the run asks for (so some go to canary); the rest are
+  // other keys, in 2001:db8::/32 form, that only fill memcached.
+  for (let i = from; i < to; i++) yield i < 1000 ? cyclingClient(i * 97) : `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
+}
+
+/** 100.64.0.0/10-ish /24s, every other one so none merge with the next. */
+function rangeList(count: number): string {
+  return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`).join(" ");
+}
+
+export async function growth(ctx: GrowthContext, sizes: { flagged: number[]; clients: number[]; ranges: number[] }): Promise<GrowthPoint[]> {
+  await ctx.flags.flush();
+  let flagged = 0;
+  const series: Series[] = [
+    {
+      name: "flagged IPs",
+      points: sizes.flagged.map((n) => ({
+        label: n.toLocaleString("en"),
+        script: cyclingClients(),
+        prepare: async () => {
+          flagged += await bulkSet(ctx.memcached.address, bulkKeys(flagged, n));
+        },
+      })),
+    },
+    { name: "clients", points: sizes.clients.map((n) => ({ label: n.toLocaleString("en"), script: cyclingClients(n) })) },
+    {
+      name: "ranges",
+      points: sizes.ranges.map((n) => ({
+        label: n.toLocaleString("en"),
+        // 1,000 clients outside every range: each request searches the whole structure.
+        script: cyclingClients(1000),
+        prepare: async () => {
+          await ctx.flags.set("gray:ranges", rangeList(n));
+          await sleep(REFRESHED_MS);
+        },
+      })),
+    },
+    { name: "workers", points: [1, 2].map((w) => ({ label: `${w}`, workers: w })) },
+  ];
+  const out: GrowthPoint[] = [];
+  for (const s of series) {
+    out.push(...(await runSeries(ctx, s)));
+    await ctx.flags.flush();
+  }
+  return out;
+}

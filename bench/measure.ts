@@ -1,0 +1,75 @@
+/**
+ * The benchmark's measuring loop: every target runs once per round, interleaved (A B C … A B C …)
+ * so drift on a noisy machine falls on all of them alike. Each sample has wrk's figures and the
+ * CPU time the target's nginx workers spent per request.
+ */
+import { NginxServer } from "../harness/nginx.ts";
+import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
+import type { Runtime } from "../harness/runtime.ts";
+import { renderMain } from "../node-src/nginx-conf.ts";
+import { cpuSeconds, workersOf } from "./proc.ts";
+import { type WrkResult, wrk } from "./wrk.ts";
+
+export interface Target {
+  name: string;
+  nginx: NginxServer;
+  /** wrk Lua script generating the requests, if not a plain GET /. */
+  script?: string;
+}
+
+export interface Sample extends WrkResult {
+  /** CPU microseconds the workers used per request (user + system). */
+  cpuUs: number;
+}
+
+export interface Load {
+  rounds: number;
+  seconds: number;
+  connections: number;
+}
+
+/** One nginx with `workers` workers around these http-context lines, listening on `port`. */
+export async function startNginx(runtime: Runtime, http: string[], port: number, workers = 1): Promise<NginxServer> {
+  const nginx = NginxServer.prepare(renderMain({ flavour: runtime.flavour, workers, http }), port);
+  await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
+  return nginx;
+}
+
+export async function measureOnce(target: Target, seconds: number, connections: number): Promise<Sample> {
+  const pids = await workersOf(target.nginx);
+  const before = cpuSeconds(pids);
+  const r = await wrk({ url: `${target.nginx.url}/`, seconds, connections, script: target.script });
+  return { ...r, cpuUs: ((cpuSeconds(pids) - before) * 1e6) / Math.max(r.requests, 1) };
+}
+
+/** Samples by target name, one per round; `each` runs around every sample (e.g. to count sockets). */
+export async function interleave(
+  targets: Target[],
+  load: Load,
+  each: (target: Target, run: () => Promise<Sample>) => Promise<Sample> = (_, run) => run(),
+): Promise<Map<string, Sample[]>> {
+  const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < load.rounds; round++) {
+    for (const t of targets) {
+      const s = await each(t, () => measureOnce(t, load.seconds, load.connections));
+      samples.get(t.name)!.push(s);
+      process.stderr.write(`round ${round + 1}/${load.rounds} ${t.name.padEnd(16)} ${s.rps.toFixed(0)} req/s, ${s.cpuUs.toFixed(1)} µs CPU/request\n`);
+    }
+  }
+  return samples;
+}
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Ratios of a's req/s to b's, round by round. */
+export function ratios(a: Sample[], b: Sample[]): number[] {
+  return a.map((s, i) => s.rps / b[i]!.rps);
+}
+
+/** A markdown table with padded columns. */
+export function table(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((l) => l[i]!.length)));
+  const line = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
