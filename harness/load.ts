@@ -125,7 +125,7 @@ class LoadClient {
     private readonly options: LoadOptions,
   ) {
     const timeout = options.timeoutMs ?? 5000;
-    this.client = new Client(origin, { connect: { localAddress: from }, pipelining: 1, headersTimeout: timeout, bodyTimeout: timeout });
+    this.client = new Client(origin, { localAddress: from, pipelining: 1, headersTimeout: timeout, bodyTimeout: timeout });
     this.client.on("disconnect", () => (this.servedOnConnection = 0));
   }
 
