@@ -9,8 +9,9 @@
  */
 
 const FOLLOWER = `
-pidfile=$1; shift
-"$@" || exit
+pidfile=$1; bin=$(command -v "$2"); shift 2
+# By absolute path: nginx re-executes its argv[0] on USR2, and execve does not search PATH.
+"$bin" "$@" || exit
 masters() { cat "$pidfile" "$pidfile.oldbin" 2>/dev/null; }
 alive() { for p in $(masters); do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 trap 'kill -QUIT $(masters) 2>/dev/null' QUIT
