@@ -27,8 +27,8 @@ export interface Scenario {
   run(runtime: Runtime, seconds: number): Promise<ScenarioResult>;
 }
 
-/** Concurrent clients, each its own source address and keep-alive connection. */
-const CLIENTS = 32;
+/** Concurrent clients, each its own source address (127.101.0.x) and keep-alive connection. */
+export const CLIENTS = 32;
 
 /** A router option that makes changes in memcached route within a few hundred ms. */
 const CACHE_TTL_MS = 200;
@@ -41,14 +41,17 @@ const byRelease: LoadOptions["label"] = (r) => String(r.headers["x-release"]);
 class Steps {
   readonly lines: string[] = [];
   readonly load: Load;
+  private readonly dwellMs: number;
 
   constructor(
     url: string,
-    private readonly dwellMs: number,
+    seconds: number,
+    steps: number,
     label?: LoadOptions["label"],
   ) {
-    // The budget outlasts the steps; the scenario stops the load when they are done.
-    this.load = Load.start({ url, clients: CLIENTS, sources: loopbackClients(CLIENTS, 101), durationMs: 120_000, label });
+    this.dwellMs = Math.max(300, (seconds * 1000) / steps);
+    // The time budget outlasts the steps (their actions and settling included); the scenario stops the load when they are done.
+    this.load = Load.start({ url, sources: loopbackClients(CLIENTS, 101), durationMs: 2 * steps * this.dwellMs + 60_000, label });
   }
 
   /**
@@ -106,14 +109,12 @@ async function withCopies<T>(runtime: Runtime, names: [string, string], body: (a
   }
 }
 
-const dwell = (seconds: number, steps: number) => Math.max(300, (seconds * 1000) / steps);
-
 const weightRamp: Scenario = {
   name: "weight 0 → 100 through memcached",
   run: (runtime, seconds) =>
     withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, _memcached, flags) => {
       const weights = [0, 1, 10, 50, 100];
-      const steps = new Steps(router.url, dwell(seconds, weights.length));
+      const steps = new Steps(router.url, seconds, weights.length);
       for (const w of weights) {
         const want = w === 0 ? { served: ["stable"] } : w === 100 ? { served: ["canary"] } : w === 50 ? { served: ["stable", "canary"] } : { served: ["stable"], mayServe: ["canary"] };
         await steps.step(`weight ${w}`, () => flags.set(WEIGHT_KEY, `${w}`), { ...want, settleMs: 3 * CACHE_TTL_MS });
@@ -128,7 +129,7 @@ const reloads: Scenario = {
   name: `nginx -s reload ×${RELOADS}, config changed each time`,
   run: (runtime, seconds) =>
     withRouter(runtime, { serverExtra: releaseHeader("conf0") }, async (router) => {
-      const steps = new Steps(router.url, dwell(seconds, RELOADS + 1), byRelease);
+      const steps = new Steps(router.url, seconds, RELOADS + 1, byRelease);
       await steps.step("start", async () => undefined, { served: ["conf0"] });
       for (let i = 1; i <= RELOADS; i++) {
         await steps.step(
@@ -149,7 +150,7 @@ const blueGreen: Scenario = {
   run: (runtime, seconds) =>
     withCopies(runtime, ["v1", "v1"], (a, b) =>
       withRouter(runtime, { stable: [a.address, b.address] }, async (router) => {
-        const steps = new Steps(router.url, dwell(seconds, 6));
+        const steps = new Steps(router.url, seconds, 6);
         const upstream = (downA: boolean, downB: boolean) => ({ stable: [`${a.address}${downA ? " down" : ""}`, `${b.address}${downB ? " down" : ""}`] });
         const reload = async (downA: boolean, downB: boolean) => {
           const result = await router.reload(undefined, upstream(downA, downB));
@@ -171,7 +172,7 @@ const copyKilled: Scenario = {
   run: (runtime, seconds) =>
     withCopies(runtime, ["app1", "app2"], (a, b) =>
       withRouter(runtime, { stable: [a.address, b.address], proxy: FAILOVER_PROXY }, async (router) => {
-        const steps = new Steps(router.url, dwell(seconds, 2));
+        const steps = new Steps(router.url, seconds, 2);
         await steps.step("both up", async () => undefined, { served: ["app1", "app2"] });
         await steps.step("app1 killed", () => a.kill(), { served: ["app2"] });
         return steps.finish(copyKilled.name);
@@ -185,7 +186,7 @@ function binaryUpgrade(rollback: boolean): Scenario {
     name: rollback ? "binary upgrade rolled back (HUP old, QUIT new)" : "binary upgrade (USR2, WINCH, QUIT)",
     run: (runtime, seconds) =>
       withRouter(runtime, { serverExtra: releaseHeader("v1") }, async (router) => {
-        const steps = new Steps(router.url, dwell(seconds, 4), byRelease);
+        const steps = new Steps(router.url, seconds, 4, byRelease);
         await steps.step("v1 running", async () => undefined, { served: ["v1"] });
         // The new master reads the configuration on disk: that is how the new generation differs.
         router.nginx.writeConf(router.render(undefined, { serverExtra: releaseHeader("v2") }));
@@ -205,7 +206,7 @@ const memcachedRestart: Scenario = {
   run: (runtime, seconds) =>
     withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, memcached, flags) => {
       await flags.set(WEIGHT_KEY, "50");
-      const steps = new Steps(router.url, dwell(seconds, 3));
+      const steps = new Steps(router.url, seconds, 3);
       await steps.step("weight 50", async () => undefined, { served: ["stable", "canary"], settleMs: 3 * CACHE_TTL_MS });
       await steps.step("memcached stopped", () => memcached.stop(), { served: ["stable"], mayServe: ["canary"] });
       await steps.step(
