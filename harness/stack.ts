@@ -157,8 +157,8 @@ export class AppCopy {
     private currentVersion: string,
   ) {}
 
-  private static async serve(runtime: Runtime, version: string, port: number): Promise<NginxServer> {
-    const server = NginxServer.prepare(renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port) }), port);
+  private static async serve(runtime: Runtime, version: string, port: number, status = 200): Promise<NginxServer> {
+    const server = NginxServer.prepare(renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status) }), port);
     try {
       await server.start(runtime, []);
     } catch (err) {
@@ -168,9 +168,10 @@ export class AppCopy {
     return server;
   }
 
-  static async start(runtime: Runtime, version: string): Promise<AppCopy> {
+  /** A copy answering `version`, with `status` (a broken version answers 500). */
+  static async start(runtime: Runtime, version: string, status = 200): Promise<AppCopy> {
     const port = await freePort();
-    return new AppCopy(runtime, port, await AppCopy.serve(runtime, version, port), version);
+    return new AppCopy(runtime, port, await AppCopy.serve(runtime, version, port, status), version);
   }
 
   /** host:port, as an upstream server line takes it. */
