@@ -34,8 +34,8 @@ export const CLIENTS = 32;
 const CACHE_TTL_MS = 200;
 
 /** The release a router answers with, set per configuration: tells a reload's or an upgrade's generations apart. */
-const releaseHeader = (release: string) => [`add_header X-Release ${release} always;`];
-const byRelease: LoadOptions["label"] = (r) => String(r.headers["x-release"]);
+export const releaseHeader = (release: string) => [`add_header X-Release ${release} always;`];
+export const byRelease: LoadOptions["label"] = (r) => String(r.headers["x-release"]);
 
 /** Load running through the scenario's steps; each step is checked by what answered after it. */
 class Steps {
