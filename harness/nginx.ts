@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive, readPid } from "../node-src/cli/upgrade.ts";
+import { isAlive, readPid } from "../node-src/nginx-master.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
 export interface ReloadResult {

@@ -6,7 +6,7 @@
  * bench/release.ts runs them longer and prints the README's table.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { BinaryUpgrade } from "../node-src/cli/upgrade.ts";
+import { BinaryUpgrade } from "../node-src/nginx-master.ts";
 import { WEIGHT_KEY } from "../lua-src/gray/rules.ts";
 import { FlagStore } from "./flags.ts";
 import { Load, type LoadOptions, type LoadSummary, loopbackClients } from "./load.ts";

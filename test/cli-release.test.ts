@@ -2,10 +2,11 @@
  * `gray release` against a real router under load: a healthy canary is walked up to 100 %, a
  * failing one (its every answer a 500) is sent back to weight 0 within one interval.
  */
+import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
-import { gray } from "../harness/gray-cli.ts";
+import { GRAY_BIN, gray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { AppCopy, RouterStack } from "../harness/stack.ts";
 import { sharedMemcached, testRuntime, useRouter } from "./support.ts";
@@ -31,6 +32,38 @@ describe("gray release, healthy canary", () => {
     expect(await ctx.flags.get("gray:weight")).toBe("100");
     expect(summary.routes.canary).toBeGreaterThan(0);
     expect(summary).toMatchObject({ failed: 0, non2xx: 0 });
+  });
+});
+
+/** Runs the CLI on a terminal (a pseudo-terminal from util-linux's script), returning what the terminal got. */
+function grayOnTerminal(args: string[]): Promise<{ code: number; output: string }> {
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const command = [process.execPath, GRAY_BIN, ...args].map(quote).join(" ");
+  return new Promise((resolve) => {
+    execFile("script", ["-qefc", command, "/dev/null"], { env: { ...process.env, ...env() }, timeout: 30_000 }, (err, stdout) =>
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, output: stdout }),
+    );
+  });
+}
+
+describe("gray release on a terminal", () => {
+  const ctx = useRouter({ options: ROUTER_OPTIONS });
+
+  it("redraws one progress line per step, in place", async () => {
+    const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
+    const r = await grayOnTerminal(["release", "--steps", "10,100", "--interval", "2500ms", "--status-url", ctx.router.statusUrl]);
+    await load.stop();
+    expect(r.code).toBe(0);
+    const lines = r.output.split(/\r?\n/).filter((l) => l !== "");
+    expect(lines).toHaveLength(3);
+    for (const [i, line] of lines.slice(0, 2).entries()) {
+      // Drawn again at every reading of the status (once a second), each time over the last.
+      const drawings = line.split("\r\x1b[K").filter((d) => d !== "");
+      expect(drawings.length, line).toBeGreaterThanOrEqual(2);
+      expect(drawings.every((d) => d.startsWith(`step ${i + 1}/2  weight ${i === 0 ? 10 : 100} %  [`))).toBe(true);
+      expect(drawings.at(-1)).toMatch(/\[#{20}\] 2\.5 s\/2\.5 s/);
+    }
+    expect(lines[2]).toBe("released: weight 100 %");
   });
 });
 

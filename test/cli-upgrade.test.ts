@@ -10,7 +10,7 @@ import { gray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { byRelease, releaseHeader } from "../harness/release-scenarios.ts";
 import { RouterStack } from "../harness/stack.ts";
-import { readPid } from "../node-src/cli/upgrade.ts";
+import { readPid } from "../node-src/nginx-master.ts";
 import { sharedMemcached, testRuntime } from "./support.ts";
 
 const health = (status: number) => [`location = /healthz { return ${status} "health ${status}\\n"; }`];

@@ -12,7 +12,8 @@ import { explain, routerOptions } from "./explain.ts";
 import { describe, parseDuration, parseRate, parseSteps, release } from "./release.ts";
 import { DEFAULT_STATUS_URL, RouterError, fetchStatus, renderStatus } from "./status.ts";
 import { type AdminStore, StoreError, parseAddress as parseHostPort, withStore } from "./store.ts";
-import { UpgradeError, upgrade } from "./upgrade.ts";
+import { UpgradeError } from "../nginx-master.ts";
+import { upgrade } from "./upgrade.ts";
 
 class UsageError extends Error {}
 
