@@ -82,7 +82,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-export function summarize(records: LoadRecord[], resets: number): LoadSummary {
+function summarize(records: LoadRecord[], resets: number): LoadSummary {
   const ms = records.map((r) => r.ms).sort((a, b) => a - b);
   const routes: Record<string, number> = {};
   const errorsByKind: Partial<Record<ErrorKind, number>> = {};

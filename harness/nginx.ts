@@ -19,6 +19,15 @@ export interface ReloadResult {
 
 const START_ARGS = ["-c", "conf/nginx.conf", "-e", "logs/error.log"];
 
+/** A master may exit between being listed and being signalled: that is what stopping wants anyway. */
+function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
 export class NginxServer {
   private process: ServerProcess | undefined;
 
@@ -133,7 +142,7 @@ export class NginxServer {
       for (const [signal, waitMs] of [["SIGQUIT", 5000], ["SIGTERM", 3000], ["SIGKILL", 1000]] as const) {
         const masters = this.masters();
         if (masters.length === 0) break;
-        for (const pid of masters) process.kill(pid, signal);
+        for (const pid of masters) signalIfAlive(pid, signal);
         const deadline = Date.now() + waitMs;
         while (this.masters().length > 0 && Date.now() < deadline) await sleep(20);
       }
