@@ -90,6 +90,12 @@ export class NginxServer {
         paths: [this.prefix, ...readPaths],
         pidFile: this.pidFile,
       });
+      // The listening sockets accept before the daemon has forked and written its pid file.
+      const deadline = Date.now() + 10000;
+      while (this.masters().length === 0) {
+        if (Date.now() > deadline) throw new Error(`no live master in ${this.pidFile} after 10000 ms`);
+        await sleep(10);
+      }
     } catch (err) {
       // With -e, nginx writes why it refused to start to error.log rather than to stderr.
       throw new Error(`nginx did not start: ${(err as Error).message}\n${this.errorLog()}`);
