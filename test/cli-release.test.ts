@@ -28,7 +28,7 @@ describe("gray release, healthy canary", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines.map((l) => /^step (\d)\/4 {2}weight (\d+) %/.exec(l)?.slice(1, 3).join(" "))).toEqual(["1 1", "2 10", "3 50", "4 100", undefined]);
     expect(lines.at(-1)).toBe("released: weight 100 %");
-    expect(lines[3]).toMatch(/canary 5xx 0\.00 % \(0 of [1-9]\d*\)/);
+    expect(lines[3]).toMatch(/canary 5xx 0\.00 % \(0 of \d+\)/);
     expect(await ctx.flags.get("gray:weight")).toBe("100");
     expect(summary.routes.canary).toBeGreaterThan(0);
     expect(summary).toMatchObject({ failed: 0, non2xx: 0 });
