@@ -1,30 +1,19 @@
 /**
  * What the benchmark reads about nginx workers from /proc: CPU time, which is far steadier than
- * req/s on a shared machine, and resident memory. Worker pids come from error.log ("start worker
- * process N"), which names host pids on both runtimes (containers share the host's pid namespace).
+ * req/s on a shared machine, and resident memory.
  */
 import { execSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { NginxServer } from "../harness/nginx.ts";
+import { type NginxServer, liveWorkers } from "../harness/nginx.ts";
 
 const TICKS_PER_SECOND = Number(execSync("getconf CLK_TCK").toString().trim());
-
-/** Workers error.log shows started and not exited since. */
-export function workerPids(errorLog: string): number[] {
-  const live = new Set<number>();
-  for (const m of errorLog.matchAll(/start worker process (\d+)|worker process (\d+) exited/g)) {
-    if (m[1] !== undefined) live.add(Number(m[1]));
-    else live.delete(Number(m[2]));
-  }
-  return [...live];
-}
 
 /** The workers of a just-started nginx: its port answers before the master has forked them. */
 export async function workersOf(nginx: NginxServer, timeoutMs = 5000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pids = workerPids(nginx.errorLog());
+    const pids = [...liveWorkers(nginx.errorLog())];
     if (pids.length > 0 || Date.now() > deadline) return pids;
     await sleep(20);
   }

@@ -28,6 +28,16 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Worker pids that error.log shows started and not exited since (host pids on both runtimes). */
+export function liveWorkers(log: string): Set<number> {
+  const live = new Set<number>();
+  for (const m of log.matchAll(/start worker process (\d+)|worker process (\d+) exited/g)) {
+    if (m[1] !== undefined) live.add(Number(m[1]));
+    else live.delete(Number(m[2]));
+  }
+  return live;
+}
+
 export class NginxServer {
   private process: ServerProcess | undefined;
 
@@ -102,16 +112,6 @@ export class NginxServer {
     }
   }
 
-  /** Worker pids that error.log shows started and not yet exited. */
-  private liveWorkers(log: string): Set<string> {
-    const live = new Set<string>();
-    for (const m of log.matchAll(/start worker process (\d+)|worker process (\d+) exited/g)) {
-      if (m[1] !== undefined) live.add(m[1]);
-      else live.delete(m[2]!);
-    }
-    return live;
-  }
-
   /**
    * nginx -s reload, then waits for the master's verdict in error.log: either the error that kept
    * the old workers, or new workers started and every old one gone (so a new connection meets
@@ -121,7 +121,7 @@ export class NginxServer {
     if (!this.process) throw new Error("nginx is not running");
     if (conf !== undefined) this.writeConf(conf);
     const before = readFileSync(this.errorLogPath);
-    const oldWorkers = this.liveWorkers(before.toString("utf8"));
+    const oldWorkers = liveWorkers(before.toString("utf8"));
     const sent = await this.process.exec(["-p", this.prefix, ...START_ARGS, "-s", "reload"]);
     if (sent.exitCode !== 0) return { ok: false, log: sent.output };
     const deadline = Date.now() + timeoutMs;
@@ -132,7 +132,7 @@ export class NginxServer {
       if (master !== undefined) {
         if (new RegExp(`\\[(emerg|alert|crit|error)\\] ${master}#`).test(log)) return { ok: false, log };
         const started = new RegExp(`\\] ${master}#\\d+: start worker process`).test(log);
-        const live = this.liveWorkers(before.toString("utf8") + log);
+        const live = liveWorkers(before.toString("utf8") + log);
         if (started && [...oldWorkers].every((pid) => !live.has(pid))) return { ok: true, log };
       }
       await sleep(20);
