@@ -140,7 +140,25 @@ export const VARIANTS: Variant[] = [
       "}",
     ],
   },
+  {
+    name: "floor",
+    about: "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays",
+    http: (_, p) => [
+      ...UPSTREAMS(p),
+      "server {",
+      `    listen 127.0.0.1:${p.listen};`,
+      "    log_by_lua_block { }",
+      '    location / { access_by_lua_block { ngx.exec("@client") } }',
+      `    location @client { ${PROXY.join(" ")} proxy_pass http://client; }`,
+      "}",
+    ],
+  },
   { name: "cached", about: "router, the client cached (steady state)", http: router({}) },
+  {
+    name: "uncounted",
+    about: "router, the client cached, without the log_by_lua line (no route counters)",
+    http: (luaPaths, p) => router({})(luaPaths, p).filter((l) => !l.includes("log_by_lua")),
+  },
   {
     name: "miss",
     about: "router, a new client every request (memcached lookup)",
