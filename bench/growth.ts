@@ -77,7 +77,8 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
       const name = `${series.name} ${p.label}`;
       let samples = new Map<string, Sample[]>();
       const note = await hitRate(routerNginx.url, async () => {
-        samples = await interleave([{ name: "plain", nginx: plainNginx }, { name, nginx: routerNginx, script: p.script }], ctx.load);
+        // Plain proxy_pass gets the same requests, so the pair differs only in the routing.
+        samples = await interleave([{ name: "plain", nginx: plainNginx, script: p.script }, { name, nginx: routerNginx, script: p.script }], ctx.load);
       });
       const plainSamples = samples.get("plain")!;
       const routerSamples = samples.get(name)!;

@@ -21,7 +21,7 @@ import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
 import { type Load, type Sample, type Target, interleave, median, ratios, startNginx, table } from "./measure.ts";
 import { memoryRun } from "./memory.ts";
-import { VARIANTS, type VariantPorts } from "./variants.ts";
+import { VARIANTS, type Variant, type VariantPorts } from "./variants.ts";
 
 const { values } = parseArgs({
   options: {
@@ -75,34 +75,43 @@ async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: Fla
       const nginx = await startNginx(runtime, variant.http(luaPaths, { ...ports, listen }), listen);
       started.push({ name: variant.name, nginx, script: variant.wrkScript, logOffset: 0 });
     }
+    // A variant driven by a script is compared with plain proxy_pass driven by the same script, so
+    // the two differ only in what routes the request, not in what the client sends.
+    const plainNginx = started.find((t) => t.name === "plain")!.nginx;
+    const baselineOf = (v: Variant) => (v.wrkScript === undefined ? "plain" : `plain·${v.name}`);
+    const baselines = VARIANTS.filter((v) => v.wrkScript !== undefined).map((v) => ({ name: baselineOf(v), nginx: plainNginx, script: v.wrkScript, logOffset: 0 }));
+    const measured = [...started, ...baselines];
     for (const v of VARIANTS) for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
     // Warm-up: pools, caches and LuaJIT traces; error.log is judged from here on.
-    await interleave(started, { ...LOAD, rounds: 1, seconds: 1 });
+    await interleave(measured, { ...LOAD, rounds: 1, seconds: 1 });
     for (const s of started) s.logOffset = s.nginx.errorLog().length;
 
     const timeWait = new Map<string, number>();
-    const samples = await interleave(started, LOAD, async (t, run) => {
+    const samples = await interleave(measured, LOAD, async (t, run) => {
       const before = timeWaits(memcached.port);
       const s = await run();
       timeWait.set(t.name, Math.max(timeWait.get(t.name) ?? 0, timeWaits(memcached.port) - before));
       return s;
     });
-    const plain = samples.get("plain")!;
-    const rows = VARIANTS.map((v) => {
-      const rs: Sample[] = samples.get(v.name)!;
-      const r = ratios(rs, plain);
-      const s = started.find((x) => x.name === v.name)!;
+    const described = [
+      ...VARIANTS.map((v) => ({ name: v.name, about: v.about, baseline: baselineOf(v), nginx: started.find((x) => x.name === v.name)! })),
+      ...baselines.map((b) => ({ name: b.name, about: `plain proxy_pass with ${b.name.slice("plain·".length)}'s requests: its ratio is taken against this`, baseline: "plain", nginx: undefined })),
+    ];
+    const rows = described.map((d) => {
+      const rs: Sample[] = samples.get(d.name)!;
+      const r = ratios(rs, samples.get(d.baseline)!);
       return {
-        variant: v.name,
-        about: v.about,
+        variant: d.name,
+        about: d.about,
+        baseline: d.baseline,
         rps: { min: Math.min(...rs.map((x) => x.rps)), median: median(rs.map((x) => x.rps)), max: Math.max(...rs.map((x) => x.rps)) },
         ratio: { min: Math.min(...r), median: median(r), max: Math.max(...r) },
         cpu_us_per_request: median(rs.map((x) => x.cpuUs)),
         p50_ms: median(rs.map((x) => x.p50Ms)),
         p99_ms: median(rs.map((x) => x.p99Ms)),
         errors: rs.reduce((n, x) => n + x.errors, 0),
-        log_lines: problems(s.nginx.errorLog().slice(s.logOffset)),
-        memcached_time_wait: timeWait.get(v.name) ?? 0,
+        log_lines: d.nginx === undefined ? 0 : problems(d.nginx.nginx.errorLog().slice(d.nginx.logOffset)),
+        memcached_time_wait: timeWait.get(d.name) ?? 0,
       };
     });
     const row = (name: string) => rows.find((r) => r.variant === name)!;
@@ -125,7 +134,7 @@ async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: Fla
     console.log(`\n${LOAD.rounds} rounds x ${LOAD.seconds} s, wrk -t1 -c${LOAD.connections}, 1 nginx worker per variant, ${runtime.name} runtime\n`);
     console.log(
       table(
-        ["variant", "req/s (median)", "min..max", "ratio to plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"],
+        ["variant", "req/s (median)", "min..max", "ratio to its plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"],
         rows.map((r) => [
           r.variant,
           fmt(r.rps.median, 0),
@@ -140,6 +149,8 @@ async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: Fla
         ]),
       ),
     );
+    console.log("");
+    for (const r of rows) console.log(`${r.variant}: ${r.about}`);
     return { rows, targets };
   } finally {
     for (const s of started) await s.nginx.stop();
