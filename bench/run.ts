@@ -1,10 +1,11 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,memory] [--requests N]
+ *                  [--parts main,growth,memory,profile] [--requests N]
  *
  * main: every variant once per round, interleaved, ratios to plain proxy_pass taken within each
  * round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
- * memory: a worker's RSS over N requests. Prints tables, writes the same as JSON under
+ * memory: a worker's RSS over N requests. profile: where a worker's time goes, sampled with perf
+ * (when linux-perf is installed). Prints tables, writes the same as JSON under
  * bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
@@ -21,6 +22,7 @@ import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
 import { type Load, type Sample, type Target, interleave, median, ratios, startNginx, table } from "./measure.ts";
 import { memoryRun } from "./memory.ts";
+import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { VARIANTS, type Variant, type VariantPorts } from "./variants.ts";
 
 const { values } = parseArgs({
@@ -29,7 +31,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,memory" },
+    parts: { type: "string", default: "main,growth,memory,profile" },
     requests: { type: "string", default: "1000000" },
   },
 });
@@ -210,6 +212,33 @@ async function main(): Promise<number> {
       );
       const worst = Math.max(...runs.map((r) => r.slopeBytesPerRequest));
       targets.push({ name: "worker RSS slope ≈ 0 (< 1 byte per request)", value: worst, met: worst < 1 });
+    }
+    if (PARTS.has("profile")) {
+      if (!perfAvailable()) {
+        console.log("\nProfile: perf is not installed (apt-get install linux-perf), so no profile");
+      } else {
+        const profiles: Profile[] = [];
+        for (const v of VARIANTS.filter((x) => ["plain", "floor", "cached", "uncounted", "rules"].includes(x.name))) {
+          const listen = await freePort();
+          const nginx = await startNginx(runtime, v.http(luaPaths, { ...ports, listen }), listen);
+          try {
+            for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+            profiles.push(await profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript));
+          } finally {
+            await nginx.stop();
+          }
+        }
+        const plainKernel = profiles[0]!.kernel;
+        for (const p of profiles) p.cpuVsPlain = plainKernel / p.kernel;
+        result.profile = profiles;
+        console.log(`\nProfile: a worker's samples by where they fell (perf, cpu-clock at 2 kHz, ${LOAD.seconds} s each)\n`);
+        console.log(
+          table(
+            ["variant", "kernel %", "nginx %", "libc %", "Lua layer %", "CPU per request vs plain"],
+            profiles.map((p) => [p.variant, fmt(p.kernel, 1), fmt(p.nginx, 1), fmt(p.libc, 1), fmt(p.lua, 1), `${fmt(p.cpuVsPlain!)} (ratio ${fmt(1 / p.cpuVsPlain!)})`]),
+          ),
+        );
+      }
     }
     console.log("");
     for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}`);
