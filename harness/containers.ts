@@ -11,6 +11,7 @@ import { GenericContainer, type StartedTestContainer, type WaitStrategy, getCont
 import type { Flavour } from "../node-src/nginx-conf.ts";
 import { ROOT } from "./paths.ts";
 import { waitForPort } from "./net.ts";
+import { followPidFile } from "./pid-follower.ts";
 import type { Program, Runtime, ServerProcess, SpawnOptions } from "./runtime.ts";
 
 // Ryuk, testcontainers' reaper, is an image of its own that a machine without a registry cannot pull.
@@ -72,6 +73,24 @@ class LoopbackPortWait implements WaitStrategy {
   }
 }
 
+/**
+ * A daemon followed by pid file runs under Docker's init (docker-init, i.e. tini, shipped with
+ * the engine: no image change) so the container is not ended by the old master's exit after a
+ * binary upgrade; in the host's pid namespace, so the pid file holds pids the host (the harness,
+ * `gray upgrade`) can signal, and with tini as subreaper, as it is not pid 1 there.
+ * testcontainers has no option for these, so they go into the HostConfig it builds.
+ */
+class InitContainer extends GenericContainer {
+  constructor(image: string, followed: boolean) {
+    super(image);
+    if (followed) {
+      this.hostConfig.Init = true;
+      this.hostConfig.PidMode = "host";
+      this.withEnvironment({ TINI_SUBREAPER: "1" });
+    }
+  }
+}
+
 class ContainerProcess implements ServerProcess {
   private stopped = false;
   constructor(
@@ -110,10 +129,11 @@ export class ContainerRuntime implements Runtime {
   async spawn(program: Program, args: string[], options: SpawnOptions): Promise<ServerProcess> {
     const image = program === "nginx" ? this.images.nginx : this.images.memcached;
     const bin = program === "nginx" && this.flavour === "openresty" ? "openresty" : program;
-    const container = await new GenericContainer(image)
+    const followed = options.pidFile !== undefined;
+    const container = await new InitContainer(image, followed)
       .withNetworkMode("host")
       .withBindMounts(options.paths.map((p) => ({ source: p, target: p, mode: "rw" as const })))
-      .withCommand([bin, ...args])
+      .withCommand(followed ? followPidFile(options.pidFile!, [bin, ...args]) : [bin, ...args])
       .withWaitStrategy(new LoopbackPortWait(options.port))
       .start();
     return new ContainerProcess(container, bin);

@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { delimiter, join } from "node:path";
 import { DEBIAN_MODULES, type Flavour } from "../node-src/nginx-conf.ts";
 import { waitForPort } from "./net.ts";
+import { followPidFile } from "./pid-follower.ts";
 import type { Program, Runtime, ServerProcess, SpawnOptions } from "./runtime.ts";
 
 function onPath(name: string): string | undefined {
@@ -81,6 +82,8 @@ export class NativeRuntime implements Runtime {
   readonly flavour: Flavour;
   private readonly nginx: string;
   private readonly memcached: string;
+  /** tini (Docker's init, also a Debian package), a subreaper for servers followed by pid file. */
+  private readonly init: string | undefined;
 
   constructor() {
     const nginx = process.env.GRAY_NGINX_BIN ?? onPath("openresty") ?? onPath("nginx");
@@ -90,12 +93,19 @@ export class NativeRuntime implements Runtime {
     }
     this.nginx = nginx;
     this.memcached = memcached;
+    this.init = process.env.GRAY_INIT_BIN ?? onPath("tini") ?? onPath("docker-init");
     this.flavour = DEBIAN_MODULES.every((m) => existsSync(m)) && !nginx.includes("openresty") ? "debian" : "openresty";
   }
 
   async spawn(program: Program, args: string[], options: SpawnOptions): Promise<ServerProcess> {
     const bin = program === "nginx" ? this.nginx : this.memcached;
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let command = [bin, ...args];
+    if (options.pidFile !== undefined) {
+      if (this.init === undefined) throw new Error("native runtime: tini must be installed to follow a daemon by pid file (run npm run setup)");
+      // -s: tini becomes the subreaper of the daemon, which forks away from the follower.
+      command = [this.init, "-s", "--", ...followPidFile(options.pidFile, command)];
+    }
+    const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     // nginx: QUIT is the graceful stop; memcached stops on TERM.
     const proc = new NativeProcess(bin, child, program === "nginx" ? "SIGQUIT" : "SIGTERM");
     try {

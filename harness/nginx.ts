@@ -1,11 +1,14 @@
 /**
  * An nginx (or openresty) server with a prefix directory of its own: conf/nginx.conf, logs/,
- * temp dirs. The prefix is removed on stop, whatever the test's outcome.
+ * temp dirs. The prefix is removed on stop, whatever the test's outcome. nginx runs as the
+ * daemon it is by default and is known by its pid file (logs/nginx.pid, and logs/nginx.pid.oldbin
+ * during a binary upgrade), so a new master started by USR2 is followed and stopped like the first.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive, readPid } from "../node-src/nginx-master.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
 export interface ReloadResult {
@@ -15,6 +18,15 @@ export interface ReloadResult {
 }
 
 const START_ARGS = ["-c", "conf/nginx.conf", "-e", "logs/error.log"];
+
+/** A master may exit between being listed and being signalled: that is what stopping wants anyway. */
+function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
 
 export class NginxServer {
   private process: ServerProcess | undefined;
@@ -53,13 +65,37 @@ export class NginxServer {
     writeFileSync(join(this.prefix, "conf", "nginx.conf"), conf);
   }
 
-  /** Starts the master in the foreground; rejects, with nginx's own words, if it refuses to start. */
+  /** The pid file renderMain() names (relative to the prefix). */
+  get pidFile(): string {
+    return join(this.prefix, "logs", "nginx.pid");
+  }
+
+  /** The masters now running: the one in the pid file and, during a binary upgrade, the old one. */
+  masters(): number[] {
+    return [readPid(this.pidFile), readPid(`${this.pidFile}.oldbin`)].filter((p): p is number => p !== undefined && isAlive(p));
+  }
+
+  /** Sends a signal to the master named by the pid file (SIGKILL ends a single-process nginx outright). */
+  signal(signal: NodeJS.Signals): void {
+    const pid = readPid(this.pidFile);
+    if (pid === undefined) throw new Error(`no nginx master pid in ${this.pidFile}`);
+    process.kill(pid, signal);
+  }
+
+  /** Starts nginx; rejects, with nginx's own words, if it refuses to start. */
   async start(runtime: Runtime, readPaths: string[]): Promise<void> {
     try {
-      this.process = await runtime.spawn("nginx", ["-p", this.prefix, ...START_ARGS, "-g", "daemon off;"], {
+      this.process = await runtime.spawn("nginx", ["-p", this.prefix, ...START_ARGS], {
         port: this.port,
         paths: [this.prefix, ...readPaths],
+        pidFile: this.pidFile,
       });
+      // The listening sockets accept before the daemon has forked and written its pid file.
+      const deadline = Date.now() + 10000;
+      while (this.masters().length === 0) {
+        if (Date.now() > deadline) throw new Error(`no live master in ${this.pidFile} after 10000 ms`);
+        await sleep(10);
+      }
     } catch (err) {
       // With -e, nginx writes why it refused to start to error.log rather than to stderr.
       throw new Error(`nginx did not start: ${(err as Error).message}\n${this.errorLog()}`);
@@ -104,11 +140,19 @@ export class NginxServer {
     throw new Error(`no verdict on the reload within ${timeoutMs} ms`);
   }
 
+  /** Stops every master the pid files name (gracefully, then not), then what the runtime spawned. */
   async stop(): Promise<void> {
-    const process = this.process;
+    const spawned = this.process;
     this.process = undefined;
     try {
-      await process?.stop();
+      for (const [signal, waitMs] of [["SIGQUIT", 5000], ["SIGTERM", 3000], ["SIGKILL", 1000]] as const) {
+        const masters = this.masters();
+        if (masters.length === 0) break;
+        for (const pid of masters) signalIfAlive(pid, signal);
+        const deadline = Date.now() + waitMs;
+        while (this.masters().length > 0 && Date.now() < deadline) await sleep(20);
+      }
+      await spawned?.stop();
     } finally {
       rmSync(this.prefix, { recursive: true, force: true });
     }

@@ -13,10 +13,16 @@ export interface SpawnOptions {
   port: number;
   /** Host directories the program reads or writes (containers mount them at the same path). */
   paths: string[];
+  /**
+   * The program daemonizes and names its main process in this file (nginx's pid directive):
+   * it runs under an init, followed by pid file (see pid-follower.ts). Pids in the file are
+   * host pids on both runtimes, so the harness and `gray upgrade` can signal them directly.
+   */
+  pidFile?: string;
 }
 
 export interface ServerProcess {
-  /** Sends a signal to the program's main process (SIGSTOP/SIGCONT to pause, SIGHUP, SIGQUIT, ...). */
+  /** Sends a signal to the spawned process (SIGSTOP/SIGCONT to pause, ...); with a pid file, to the follower, which passes QUIT and TERM on. */
   signal(signal: NodeJS.Signals): Promise<void>;
   /** Runs the same program binary with other arguments where it runs (nginx -s reload). */
   exec(args: string[]): Promise<{ exitCode: number; output: string }>;

@@ -4,7 +4,7 @@
  * benchmarks all start it through here.
  */
 import type { LuaValue } from "../node-src/lua-literal.ts";
-import { renderMain, renderSite } from "../node-src/nginx-conf.ts";
+import { DEFAULT_PROXY, renderMain, renderSite } from "../node-src/nginx-conf.ts";
 import { freePort } from "./net.ts";
 import { NginxServer, type ReloadResult } from "./nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "./paths.ts";
@@ -34,7 +34,18 @@ export interface RouterStackOptions {
   serverExtra?: string[];
   /** listen ... reuseport: the kernel spreads connections over the workers. */
   reuseport?: boolean;
+  /** Upstream servers of each version ("host:port" plus parameters, e.g. "down"); default: the stack's own backends. */
+  stable?: string[];
+  canary?: string[];
+  /** Proxy settings of @client and @client_test (default DEFAULT_PROXY). */
+  proxy?: string[];
 }
+
+/** Everything about the stack's nginx.conf but the router options: what a reload may change. */
+export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy">;
+
+/** Seed 001's failover: a dead copy is skipped after a short connect timeout, the request retried on the next one. */
+export const FAILOVER_PROXY = [...DEFAULT_PROXY, "proxy_connect_timeout 200ms;", "proxy_next_upstream error timeout;"];
 
 export interface StackPorts {
   router: number;
@@ -43,13 +54,13 @@ export interface StackPorts {
   extra: number;
 }
 
-/** A backend version: answers its name, so a response shows which version served it. */
-export function backend(name: string, port: number): string[] {
+/** A backend version: answers its name (with `status`, 200 unless a broken version is wanted), so a response shows which version served it. */
+export function backend(name: string, port: number, status = 200): string[] {
   return [
     "server {",
     `    listen 127.0.0.1:${port};`,
     "    default_type text/plain;",
-    `    location / { return 200 "${name}\\n"; }`,
+    `    location / { return ${status} "${name}\\n"; }`,
     `    location = /fail { return 500 "${name} failed\\n"; }`,
     "}",
   ];
@@ -60,15 +71,16 @@ export function renderStackConf(
   memcached: MemcachedAddress,
   ports: StackPorts,
   options: RouterOptions = {},
-  extra: Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra" | "reuseport"> = {},
+  extra: StackExtras = {},
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
   const site = renderSite({
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
     options: { ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
     listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) => (extra.reuseport ? `${l} reuseport` : l)),
-    stable: [`127.0.0.1:${ports.stable}`],
-    canary: [`127.0.0.1:${ports.canary}`],
+    stable: extra.stable ?? [`127.0.0.1:${ports.stable}`],
+    canary: extra.canary ?? [`127.0.0.1:${ports.canary}`],
+    proxy: extra.proxy,
     cacheDict: extra.noCacheDict ? false : undefined,
     serverExtra: extra.serverExtra,
   });
@@ -111,10 +123,16 @@ export class RouterStack {
     return `http://[::1]:${this.ports.router}`;
   }
 
-  /** Reloads nginx with other router options (the same ports and backends). */
-  reload(options: RouterOptions): Promise<ReloadResult> {
+  /** The stack's nginx.conf with other router options and extras (the same ports), kept as the stack's config from now on. */
+  render(options: RouterOptions = this.config.options ?? {}, changes: StackExtras = {}): string {
+    Object.assign(this.config, changes, { options });
     const { runtime, memcached } = this.config;
-    return this.nginx.reload(renderStackConf(runtime, memcached, this.ports, options, this.config));
+    return renderStackConf(runtime, memcached, this.ports, options, this.config);
+  }
+
+  /** Reloads nginx with other router options and extras (the same ports). */
+  reload(options?: RouterOptions, changes: StackExtras = {}): Promise<ReloadResult> {
+    return this.nginx.reload(this.render(options, changes));
   }
 
   errorLog(): string {
@@ -123,5 +141,62 @@ export class RouterStack {
 
   stop(): Promise<void> {
     return this.nginx.stop();
+  }
+}
+
+/**
+ * One copy of the app (seed 001's app1 / app2): its own nginx answering its version, as one
+ * process without a master, so it can be stopped, killed outright, or restarted as another
+ * version on the same port.
+ */
+export class AppCopy {
+  private constructor(
+    private readonly runtime: Runtime,
+    readonly port: number,
+    private server: NginxServer,
+    private currentVersion: string,
+  ) {}
+
+  private static async serve(runtime: Runtime, version: string, port: number, status = 200): Promise<NginxServer> {
+    const server = NginxServer.prepare(renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status) }), port);
+    try {
+      await server.start(runtime, []);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  /** A copy answering `version`, with `status` (a broken version answers 500). */
+  static async start(runtime: Runtime, version: string, status = 200): Promise<AppCopy> {
+    const port = await freePort();
+    return new AppCopy(runtime, port, await AppCopy.serve(runtime, version, port, status), version);
+  }
+
+  /** host:port, as an upstream server line takes it. */
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get version(): string {
+    return this.currentVersion;
+  }
+
+  /** Stops it gracefully and starts the other version in its place. */
+  async restart(version: string): Promise<void> {
+    await this.server.stop();
+    this.server = await AppCopy.serve(this.runtime, version, this.port);
+    this.currentVersion = version;
+  }
+
+  /** SIGKILL: connections drop mid-request, the port refuses from then on. */
+  async kill(): Promise<void> {
+    this.server.signal("SIGKILL");
+    await this.server.stop();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 }

@@ -53,13 +53,16 @@ function configureCall(site: RouterSite): string[] {
   ];
 }
 
+/** Proxy settings of @client and @client_test unless the site gives its own: keep-alive to the upstreams. */
+export const DEFAULT_PROXY = ["proxy_http_version 1.1;", 'proxy_set_header Connection "";', "proxy_set_header Host $host;"];
+
 const indent = (lines: string[], by: string) => lines.map((l) => (l === "" ? l : by + l));
 
 /** The http-context part: what a user drops into conf.d/ or includes inside http { }. */
 export function renderSite(site: RouterSite): string[] {
   const c = (...lines: string[]) => (site.comments ? lines.map((l) => `# ${l}`) : []);
   const luaPath = [...site.luaPaths.map((p) => `${p}/?.lua`), ";"].join(";");
-  const proxy = site.proxy ?? ["proxy_http_version 1.1;", 'proxy_set_header Connection "";', "proxy_set_header Host $host;"];
+  const proxy = site.proxy ?? DEFAULT_PROXY;
   return [
     ...c("Where gray/router.lua is (npm run build writes it to dist/lua); ';;' keeps the default path,", "which finds resty.core and resty.memcached (Debian: nginx.memcached, found too)."),
     `lua_package_path "${luaPath}";`,
@@ -127,6 +130,8 @@ function dictLines(site: RouterSite, c: (...lines: string[]) => string[]): strin
 export interface MainConf {
   flavour: Flavour;
   workers?: number;
+  /** false: one process and no master (`master_process off`), e.g. an app copy to be killed outright. */
+  masterProcess?: boolean;
   /** Relative paths resolve against nginx's prefix (-p). */
   errorLog?: string;
   errorLogLevel?: string;
@@ -140,6 +145,7 @@ export function renderMain(conf: MainConf): string {
   const modules = conf.flavour === "debian" ? DEBIAN_MODULES.map((m) => `load_module ${m};`) : [];
   return [
     ...modules,
+    ...(conf.masterProcess === false ? ["master_process off;"] : []),
     `worker_processes ${conf.workers ?? 1};`,
     `error_log ${conf.errorLog ?? "logs/error.log"} ${conf.errorLogLevel ?? "notice"};`,
     `pid ${conf.pidFile ?? "logs/nginx.pid"};`,

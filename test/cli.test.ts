@@ -5,7 +5,7 @@ import { closeAgents } from "../harness/http.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { routeOf, sharedMemcached, useRouter } from "./support.ts";
 
-const COMMANDS = ["add", "remove", "list", "add-user", "remove-user", "weight", "explain", "status"];
+const COMMANDS = ["add", "remove", "list", "add-user", "remove-user", "weight", "explain", "status", "release", "upgrade"];
 
 describe("gray CLI", () => {
   const ctx = useRouter({ options: { user_header: "X-User", cache_ttl_ms: 100 } });
@@ -90,6 +90,15 @@ describe("gray CLI", () => {
     ["weight", "-1"],
     ["weight", "abc"],
     ["explain", "999.1.1.1"],
+    ["release", "--steps", "10,5"],
+    ["release", "--steps", "1,abc"],
+    ["release", "--interval", "0s"],
+    ["release", "--interval", "soon"],
+    ["release", "--max-error-rate", "150%"],
+    ["release", "--status-url", "not a url"],
+    ["release", "50"],
+    ["upgrade"],
+    ["upgrade", "--pid-file", "/run/nginx.pid", "--health-url", "ftp://127.0.0.1/"],
     ["add", "203.0.113.5", "--bogus"],
     ["add", "203.0.113.5", "--memcached", "nohostport"],
     ["frobnicate"],

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 /**
  * gray: the operator's tool for the gray router, in place of typing into telnet.
- * Exit codes: 0 done; 1 memcached or the router could not be reached; 2 bad input (nothing written).
+ * Exit codes: 0 done; 1 memcached, the router or nginx could not be reached; 2 bad input
+ * (nothing written); 3 rolled back (gray release, gray upgrade).
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { formatAddress, formatCidr, parseAddress, parseCidr } from "../../lua-src/gray/ip.ts";
 import { parseRangeList } from "../../lua-src/gray/ranges.ts";
 import { RANGES_KEY, USER_KEY, WEIGHT_KEY, isUserId, parseWeight } from "../../lua-src/gray/rules.ts";
 import { explain, routerOptions } from "./explain.ts";
+import { describe, parseDuration, parseRate, parseSteps, release } from "./release.ts";
 import { DEFAULT_STATUS_URL, RouterError, fetchStatus, renderStatus } from "./status.ts";
 import { type AdminStore, StoreError, parseAddress as parseHostPort, withStore } from "./store.ts";
+import { UpgradeError } from "../nginx-master.ts";
+import { upgrade } from "./upgrade.ts";
 
 class UsageError extends Error {}
 
@@ -33,11 +37,15 @@ interface Command {
   prepare: (ctx: Context) => () => Promise<Output>;
 }
 
-/** What a command prints: text for people, the object for --json. */
+/** What a command prints at the end: text for people, the object for --json; and its exit code (0 unless given). */
 interface Output {
   text: string;
   data: unknown;
+  code?: number;
 }
+
+/** Exit code of a release or an upgrade that was undone. */
+const ROLLED_BACK = 3;
 
 const COMMON: ParseArgsConfig["options"] = {
   memcached: { type: "string" },
@@ -110,6 +118,21 @@ const valueHelp = "  --value V              the router's canary_value (default 1
 const ttlHelp = "  --ttl S                expire the flag after S seconds (default: never)";
 const urlHelp = `  --url URL              the router's status location (default ${DEFAULT_STATUS_URL})`;
 const canaryValue = (ctx: Context) => (ctx.values.value as string | undefined) ?? "1";
+
+function httpUrl(flag: string, raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") throw new UsageError(`--${flag} takes an http:// URL: ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function noArgs(ctx: Context): void {
+  if (ctx.args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(ctx.args[0])}`);
+}
 
 const COMMANDS: Record<string, Command> = {
   add: {
@@ -309,6 +332,69 @@ const COMMANDS: Record<string, Command> = {
       };
     },
   },
+  release: {
+    usage: "gray release [--steps 1,10,50,100] [--interval 30s] [--max-error-rate 1%] [--status-url URL]",
+    summary: "raise the weight step by step while the canary's 5xx rate stays under the limit; over it, weight back to 0 (exit 3)",
+    flags: [
+      "  --steps W,W,...        weights in percent, increasing (default 1,10,50,100)",
+      "  --interval D           how long each step is watched: 30s, 500ms, 2m (default 30s)",
+      "  --max-error-rate R     the highest canary 5xx rate tolerated over a step, e.g. 1% or 0.5% (default 1%)",
+      `  --status-url URL       the router's status location (default ${DEFAULT_STATUS_URL})`,
+    ],
+    options: { steps: { type: "string" }, interval: { type: "string" }, "max-error-rate": { type: "string" }, "status-url": { type: "string" } },
+    prepare: (ctx) => {
+      noArgs(ctx);
+      const raw = (name: string, fallback: string) => (ctx.values[name] as string | undefined) ?? fallback;
+      const steps = parseSteps(raw("steps", "1,10,50,100"));
+      if (steps === undefined) throw new UsageError(`--steps takes increasing weights from 0 to 100, e.g. 1,10,50,100: ${JSON.stringify(raw("steps", ""))}`);
+      const intervalMs = parseDuration(raw("interval", "30s"));
+      if (intervalMs === undefined) throw new UsageError(`--interval takes a duration such as 30s, 500ms or 2m: ${JSON.stringify(raw("interval", ""))}`);
+      const maxErrorRate = parseRate(raw("max-error-rate", "1%"));
+      if (maxErrorRate === undefined) throw new UsageError(`--max-error-rate takes a percentage from 0 to 100, e.g. 1%: ${JSON.stringify(raw("max-error-rate", ""))}`);
+      const statusUrl = httpUrl("status-url", raw("status-url", DEFAULT_STATUS_URL));
+      const plan = { steps, intervalMs, maxErrorRate, statusUrl, weightKey: ctx.prefix + WEIGHT_KEY };
+      // A terminal gets one line per step, redrawn as it goes; a pipe gets each step's line once it has held.
+      const live = process.stdout.isTTY === true && !ctx.json;
+      let open = false;
+      return () =>
+        withStore(ctx.memcached, async (store) => {
+          const outcome = await release(store, plan, (e) => {
+            if (ctx.json) {
+              if (e.event === "step") process.stdout.write(JSON.stringify(e) + "\n");
+            } else if (live) {
+              process.stdout.write(`\r\x1b[K${describe(e)}${e.event === "step" ? "\n" : ""}`);
+              open = e.event !== "step";
+            } else if (e.event === "step") {
+              process.stdout.write(describe(e) + "\n");
+            }
+          });
+          if (open) process.stdout.write("\n");
+          return { text: describe(outcome), data: outcome, code: outcome.event === "released" ? 0 : ROLLED_BACK };
+        });
+    },
+  },
+
+  upgrade: {
+    usage: "gray upgrade --pid-file PATH [--health-url URL]",
+    summary: "nginx binary hot upgrade: USR2, WINCH, health check, QUIT the old master; a failed check rolls back (HUP old, QUIT new; exit 3)",
+    flags: [
+      "  --pid-file PATH        nginx's pid file (its pid directive); the new binary is whatever is on disk at the master's path",
+      "  --health-url URL       must answer 2xx 5 times once the new master serves alone, else the old one comes back",
+    ],
+    options: { "pid-file": { type: "string" }, "health-url": { type: "string" } },
+    prepare: (ctx) => {
+      noArgs(ctx);
+      const pidFile = ctx.values["pid-file"] as string | undefined;
+      if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
+      const rawUrl = ctx.values["health-url"] as string | undefined;
+      const healthUrl = rawUrl === undefined ? undefined : httpUrl("health-url", rawUrl);
+      return async () => {
+        const outcome = await upgrade(pidFile, healthUrl, (line) => ctx.json || process.stdout.write(line + "\n"));
+        if (outcome.event === "upgraded") return { text: `upgraded: nginx master ${outcome.newPid} (was ${outcome.oldPid})`, data: outcome };
+        return { text: `rolled back to nginx master ${outcome.oldPid}: ${outcome.problem}`, data: outcome, code: ROLLED_BACK };
+      };
+    },
+  },
 };
 
 function help(): string {
@@ -320,7 +406,7 @@ function help(): string {
     "Every command takes:",
     ...COMMON_HELP,
     "",
-    "Exit codes: 0 done, 1 memcached or the router unreachable, 2 bad input (nothing written).",
+    "Exit codes: 0 done, 1 memcached, the router or nginx unreachable, 2 bad input (nothing written), 3 rolled back.",
   ].join("\n");
 }
 
@@ -358,11 +444,14 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const out = await work();
-    process.stdout.write((json ? JSON.stringify(out.data) : out.text) + "\n");
-    return 0;
+    const code = out.code ?? 0;
+    if (json) process.stdout.write(JSON.stringify(out.data) + "\n");
+    else if (code === 0) process.stdout.write(out.text + "\n");
+    else process.stderr.write(`gray ${name}: ${out.text}\n`);
+    return code;
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(name, err);
-    if (err instanceof StoreError || err instanceof RouterError) {
+    if (err instanceof StoreError || err instanceof RouterError || err instanceof UpgradeError) {
       process.stderr.write(`gray ${name}: ${err.message}\n`);
       return 1;
     }
