@@ -7,7 +7,7 @@ import { NginxServer } from "../harness/nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { renderMain } from "../node-src/nginx-conf.ts";
-import { cpuSeconds, workersOf } from "./proc.ts";
+import { cpuSeconds, workersOf } from "../harness/proc.ts";
 import { type WrkResult, wrk } from "./wrk.ts";
 
 export interface Target {

@@ -6,7 +6,7 @@
 import { execSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { NginxServer } from "../harness/nginx.ts";
+import type { NginxServer } from "./nginx.ts";
 
 const TICKS_PER_SECOND = Number(execSync("getconf CLK_TCK").toString().trim());
 
