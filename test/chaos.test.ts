@@ -47,7 +47,7 @@ for (const dictSize of dictSizes) {
       });
     }
 
-    it(`keeps store connections within ${WORKERS} workers × pool ${POOL_SIZE} and worker memory flat (< ${RSS_GROWTH_BOUND_KIB} KiB growth)`, () => {
+    it(`keeps store connections within ${WORKERS} workers × pool ${POOL_SIZE} and worker memory flat (RssAnon of both workers grows < ${RSS_GROWTH_BOUND_KIB} KiB)`, () => {
       const growth = bed.rssKib() - firstKib;
       console.log(`workers' RssAnon: ${firstKib} → ${firstKib + growth} KiB; store connections open now: ${bed.proxy.connections}`);
       expect(bed.proxy.connections).toBeLessThanOrEqual(WORKERS * POOL_SIZE);
