@@ -6,8 +6,9 @@
 import { NginxServer } from "../harness/nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
+import { markdownTable } from "../harness/table.ts";
 import { renderMain } from "../node-src/nginx-conf.ts";
-import { cpuSeconds, workersOf } from "./proc.ts";
+import { cpuSeconds, workersOf } from "../harness/proc.ts";
 import { type WrkResult, wrk } from "./wrk.ts";
 
 export interface Target {
@@ -66,10 +67,7 @@ export function ratios(a: Sample[], b: Sample[]): number[] {
   return a.map((s, i) => s.rps / b[i]!.rps);
 }
 
-/** A markdown table with padded columns. */
+/** A Markdown table of already formatted cells, rendered like the README's other tables. */
 export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((l) => l[i]!.length)));
-  const line = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+  return markdownTable(header.map((title, i) => ({ title, cell: (row: string[]) => row[i]! })), rows);
 }

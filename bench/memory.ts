@@ -5,7 +5,7 @@
  * around a flat line as LuaJIT collects.
  */
 import type { NginxServer } from "../harness/nginx.ts";
-import { anonRssKib, workersOf } from "./proc.ts";
+import { anonRssKib, workersOf } from "../harness/proc.ts";
 import { wrk } from "./wrk.ts";
 
 export interface MemoryRun {

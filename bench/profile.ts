@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NginxServer } from "../harness/nginx.ts";
-import { workersOf } from "./proc.ts";
+import { workersOf } from "../harness/proc.ts";
 
 export interface Profile {
   variant: string;

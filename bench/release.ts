@@ -5,20 +5,11 @@
  * load on each runtime and prints the README's table. Exits 1 when a scenario misses its bar
  * (a failed or non-2xx request) or a step served the wrong version.
  */
-import { parseArgs } from "node:util";
 import { CLIENTS, type ScenarioResult, SCENARIOS, renderTable } from "../harness/release-scenarios.ts";
-import { type RuntimeName, createRuntime } from "../harness/runtime.ts";
+import { createRuntime } from "../harness/runtime.ts";
+import { tableArgs } from "./table-args.ts";
 
-const { values } = parseArgs({
-  options: {
-    runtime: { type: "string", default: "both" },
-    seconds: { type: "string", default: "10" },
-  },
-});
-const seconds = Number(values.seconds);
-if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be from 1 to 600: ${values.seconds}`);
-if (!["native", "containers", "both"].includes(values.runtime!)) throw new Error(`--runtime must be native, containers or both: ${values.runtime}`);
-const runtimes: RuntimeName[] = values.runtime === "both" ? ["native", "containers"] : [values.runtime as RuntimeName];
+const { seconds, runtimes } = tableArgs(10);
 
 const rows: { runtime: string; result: ScenarioResult }[] = [];
 const problems: string[] = [];

@@ -29,6 +29,13 @@ export class FlagStore {
     await this.client.flush();
   }
 
+  /** Items memcached has evicted to make room since it started. */
+  evictions(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.client.stats((err, _server, stats) => (err || !stats ? reject(err ?? new Error("no stats")) : resolve(Number(stats.evictions))));
+    });
+  }
+
   close(): void {
     this.client.close();
   }

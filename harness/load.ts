@@ -24,7 +24,8 @@ export interface LoadOptions {
   thinkMs?: number;
   /** Per request: no answer within this is a failure of kind "timeout". */
   timeoutMs?: number;
-  headers?: Record<string, string>;
+  /** Request headers; a function gives each request its own (e.g. a new X-Real-IP each time, for many distinct clients). */
+  headers?: Record<string, string> | (() => Record<string, string>);
   /** What a 2xx answer counts as in `routes` (default: the body, trimmed: "stable", "canary", "v2", ...). */
   label?: (reply: { status: number; body: string; headers: Record<string, string | string[] | undefined> }) => string;
 }
@@ -130,7 +131,8 @@ class LoadClient {
   }
 
   private async once(path: string): Promise<{ status: number; route: string }> {
-    const res = await this.client.request({ path, method: "GET", headers: this.options.headers });
+    const headers = typeof this.options.headers === "function" ? this.options.headers() : this.options.headers;
+    const res = await this.client.request({ path, method: "GET", headers });
     const body = await res.body.text();
     this.servedOnConnection++;
     const ok = res.statusCode >= 200 && res.statusCode < 300;
@@ -168,7 +170,8 @@ export class Load {
   readonly records: LoadRecord[] = [];
   private resetTimes: number[] = [];
   private stopping = false;
-  private readonly started = performance.now();
+  /** performance.now() when it started: puts several loads' records on one clock. */
+  readonly started = performance.now();
   private readonly finished: Promise<LoadSummary>;
 
   private constructor(private readonly options: LoadOptions) {
@@ -207,6 +210,16 @@ export class Load {
     return summarize(
       this.records.filter((r) => inWindow(r.at)),
       this.resetTimes.filter(inWindow).length,
+    );
+  }
+
+  /** The summary of several loads run side by side (e.g. the main traffic and a probe client), on the first one's clock. */
+  static combined(loads: Load[]): LoadSummary {
+    const origin = Math.min(...loads.map((l) => l.started));
+    const shift = (load: Load) => load.started - origin;
+    return summarize(
+      loads.flatMap((l) => l.records.map((r) => ({ ...r, at: r.at + shift(l) }))),
+      loads.reduce((n, l) => n + l.resetTimes.length, 0),
     );
   }
 

@@ -42,6 +42,12 @@ export class MemcachedServer {
     await process?.stop();
   }
 
+  /** SIGKILL: no goodbye to clients; the port refuses until startAgain(). */
+  async kill(): Promise<void> {
+    await this.process?.signal("SIGKILL");
+    await this.stop();
+  }
+
   /** SIGSTOP: connections are still accepted by the kernel, but nothing answers. */
   async pause(): Promise<void> {
     await this.process?.signal("SIGSTOP");

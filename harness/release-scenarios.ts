@@ -12,6 +12,7 @@ import { FlagStore } from "./flags.ts";
 import { Load, type LoadOptions, type LoadSummary, loopbackClients } from "./load.ts";
 import { MemcachedServer } from "./memcached.ts";
 import type { Runtime } from "./runtime.ts";
+import { type Column, markdownTable } from "./table.ts";
 import { AppCopy, FAILOVER_PROXY, RouterStack, type RouterStackOptions } from "./stack.ts";
 
 export interface ScenarioResult {
@@ -223,12 +224,20 @@ const memcachedRestart: Scenario = {
 
 export const SCENARIOS: Scenario[] = [weightRamp, reloads, blueGreen, copyKilled, binaryUpgrade(false), binaryUpgrade(true), memcachedRestart];
 
+type Row = { runtime: string; result: ScenarioResult };
+
+const COLUMNS: Column<Row>[] = [
+  { title: "scenario", cell: (r) => r.result.name },
+  { title: "runtime", cell: (r) => r.runtime },
+  { title: "sent", numeric: true, cell: (r) => r.result.summary.sent },
+  { title: "failed", numeric: true, cell: (r) => r.result.summary.failed },
+  { title: "non-2xx", numeric: true, cell: (r) => r.result.summary.non2xx },
+  { title: "resets", numeric: true, cell: (r) => r.result.summary.resets },
+  { title: "p99 ms", numeric: true, cell: (r) => r.result.summary.p99Ms.toFixed(1) },
+  { title: "max ms", numeric: true, cell: (r) => r.result.summary.maxMs.toFixed(1) },
+];
+
 /** The README's table: one row per scenario and runtime. */
-export function renderTable(rows: { runtime: string; result: ScenarioResult }[]): string {
-  const lines = ["| scenario | runtime | sent | failed | non-2xx | resets | p99 ms | max ms |", "|---|---|---:|---:|---:|---:|---:|---:|"];
-  for (const { runtime, result } of rows) {
-    const s = result.summary;
-    lines.push(`| ${result.name} | ${runtime} | ${s.sent} | ${s.failed} | ${s.non2xx} | ${s.resets} | ${s.p99Ms.toFixed(1)} | ${s.maxMs.toFixed(1)} |`);
-  }
-  return lines.join("\n");
+export function renderTable(rows: Row[]): string {
+  return markdownTable(COLUMNS, rows);
 }

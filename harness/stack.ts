@@ -3,6 +3,7 @@
  * canary, each its own listener answering its name), and memcached. Tests, the demo and the
  * benchmarks all start it through here.
  */
+import { DEFAULT_CACHE_DICT } from "../lua-src/gray/options.ts";
 import type { LuaValue } from "../node-src/lua-literal.ts";
 import { DEFAULT_PROXY, renderMain, renderSite } from "../node-src/nginx-conf.ts";
 import { freePort } from "./net.ts";
@@ -30,6 +31,8 @@ export interface RouterStackOptions {
   workers?: number;
   /** Leave out the lua_shared_dict (the router then runs uncached, as a hand-written conf might). */
   noCacheDict?: boolean;
+  /** The lua_shared_dict's size (default 10m), e.g. the smallest nginx accepts to make it evict. */
+  cacheDictSize?: string;
   /** More directives in the router's server block. */
   serverExtra?: string[];
   /** listen ... reuseport: the kernel spreads connections over the workers. */
@@ -42,7 +45,7 @@ export interface RouterStackOptions {
 }
 
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
-export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy">;
+export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy">;
 
 /** Seed 001's failover: a dead copy is skipped after a short connect timeout, the request retried on the next one. */
 export const FAILOVER_PROXY = [...DEFAULT_PROXY, "proxy_connect_timeout 200ms;", "proxy_next_upstream error timeout;"];
@@ -81,7 +84,7 @@ export function renderStackConf(
     stable: extra.stable ?? [`127.0.0.1:${ports.stable}`],
     canary: extra.canary ?? [`127.0.0.1:${ports.canary}`],
     proxy: extra.proxy,
-    cacheDict: extra.noCacheDict ? false : undefined,
+    cacheDict: extra.noCacheDict ? false : extra.cacheDictSize === undefined ? undefined : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
     serverExtra: extra.serverExtra,
   });
   return renderMain({

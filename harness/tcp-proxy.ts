@@ -2,7 +2,8 @@
  * A TCP proxy on 127.0.0.1 in front of a store (memcached). It forwards both ways and, on
  * demand, delays the store's replies, black-holes everything, or records the command lines
  * clients send: chaos tests make the store slow or silent without touching its process, and
- * the fuzzer sees every key the router asks for from the store's side of the wire.
+ * the fuzzer sees every key the router asks for from the store's side of the wire. It can also
+ * swap the store behind it (a garbage-answering fake for a while, then the real one again).
  */
 import { type Server, type Socket, createConnection, createServer } from "node:net";
 import type { MemcachedAddress } from "./stack.ts";
@@ -33,7 +34,7 @@ class Pipe {
 
   private fromClient(chunk: Buffer): void {
     this.proxy.noteClientBytes(this, chunk);
-    if (this.proxy.currentMode.kind !== "blackhole") this.upstream.write(chunk);
+    if (this.proxy.currentMode.kind !== "blackhole" && !this.upstream.destroyed) this.upstream.write(chunk);
   }
 
   /** Splits the client's bytes into lines; a line still open at the end waits for the next chunk. */
@@ -73,10 +74,16 @@ class Pipe {
     }, Math.max(0, first.at - Date.now()));
   }
 
+  /**
+   * Closes the client's side with a FIN, as a store process that exits does; destroying it with
+   * unread bytes would send a reset, which nginx logs at error level for any cosocket.
+   */
   close(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.client.destroy();
     this.upstream.destroy();
+    this.client.end();
+    this.client.once("end", () => this.client.destroy());
+    setTimeout(() => this.client.destroy(), 1000).unref();
   }
 }
 
@@ -92,6 +99,7 @@ export class TcpProxy implements MemcachedAddress {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private target: MemcachedAddress,
     options: TcpProxyOptions,
   ) {
     this.recording = options.record ?? false;
@@ -107,13 +115,13 @@ export class TcpProxy implements MemcachedAddress {
     });
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("tcp proxy: no port");
-    const proxy = new TcpProxy(server, address.port, options);
-    server.on("connection", (client) => proxy.accept(client, target));
+    const proxy = new TcpProxy(server, address.port, target, options);
+    server.on("connection", (client) => proxy.accept(client));
     return proxy;
   }
 
-  private accept(client: Socket, target: MemcachedAddress): void {
-    const upstream = createConnection({ host: target.host, port: target.port });
+  private accept(client: Socket): void {
+    const upstream = createConnection({ host: this.target.host, port: this.target.port });
     const pipe = new Pipe(this, client, upstream);
     this.pipes.add(pipe);
     // Either side closing or failing closes both: the client sees what a dying store looks like.
@@ -137,6 +145,16 @@ export class TcpProxy implements MemcachedAddress {
   /** Forward, delay replies by ms, or swallow everything (connections stay open, nothing answers). */
   setMode(mode: ProxyMode): void {
     this.mode = mode;
+  }
+
+  /**
+   * New connections go to target from now on; open ones are closed, as when a store is replaced,
+   * so no pooled connection keeps talking to the old one.
+   */
+  retarget(target: MemcachedAddress): void {
+    this.target = target;
+    for (const pipe of this.pipes) pipe.close();
+    this.pipes.clear();
   }
 
   /** Client connections open now. */

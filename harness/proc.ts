@@ -1,11 +1,11 @@
 /**
- * What the benchmark reads about nginx workers from /proc: CPU time, which is far steadier than
+ * What benchmarks and chaos tests read about nginx workers from /proc: CPU time, which is far steadier than
  * req/s on a shared machine, and resident memory.
  */
 import { execSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type NginxServer, liveWorkers } from "../harness/nginx.ts";
+import { type NginxServer, liveWorkers } from "./nginx.ts";
 
 const TICKS_PER_SECOND = Number(execSync("getconf CLK_TCK").toString().trim());
 
