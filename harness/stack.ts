@@ -42,10 +42,12 @@ export interface RouterStackOptions {
   canary?: string[];
   /** Proxy settings of @client and @client_test (default DEFAULT_PROXY). */
   proxy?: string[];
+  /** false: no log_by_lua line, as a conf without route counters has. */
+  counters?: boolean;
 }
 
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
-export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy">;
+export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy" | "counters">;
 
 /** Seed 001's failover: a dead copy is skipped after a short connect timeout, the request retried on the next one. */
 export const FAILOVER_PROXY = [...DEFAULT_PROXY, "proxy_connect_timeout 200ms;", "proxy_next_upstream error timeout;"];
@@ -86,6 +88,7 @@ export function renderStackConf(
     proxy: extra.proxy,
     cacheDict: extra.noCacheDict ? false : extra.cacheDictSize === undefined ? undefined : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
     serverExtra: extra.serverExtra,
+    counters: extra.counters,
   });
   return renderMain({
     flavour: runtime.flavour,

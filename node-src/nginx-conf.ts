@@ -35,6 +35,8 @@ export interface RouterSite {
   cacheDict?: { name: string; size: string } | false;
   /** Who may read /gray/status (allow lines; everyone else is denied). */
   statusAllow?: string[];
+  /** false leaves out the log_by_lua line: no route counters (requests, 5xx, upstream time). */
+  counters?: boolean;
 }
 
 const DEFAULT_DICT = { name: DEFAULT_CACHE_DICT, size: "10m" };
@@ -88,9 +90,9 @@ export function renderSite(site: RouterSite): string[] {
     ...indent(site.listen.map((l) => `listen ${l};`), "    "),
     ...indent(site.serverExtra ?? [], "    "),
     "",
-    ...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "),
-    '    log_by_lua_block { require("gray.router").log() }',
-    "",
+    ...(site.counters === false
+      ? []
+      : [...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "), '    log_by_lua_block { require("gray.router").log() }', ""]),
     ...indent(c("Every request is routed here; route() ends with ngx.exec to one of the locations below."), "    "),
     "    location / {",
     '        access_by_lua_block { require("gray.router").route() }',

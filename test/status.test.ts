@@ -1,6 +1,8 @@
 /** Live counters: log() counts per route, /gray/status answers JSON and Prometheus text. */
 import { describe, expect, it } from "vitest";
+import { setTimeout as sleep } from "node:timers/promises";
 import { get } from "../harness/http.ts";
+import { Load, loopbackClients } from "../harness/load.ts";
 import { type Status, statusJson, statusPrometheus, sumTimes } from "../lua-src/gray/status.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { expectCleanLog, useRouter } from "./support.ts";
@@ -84,4 +86,25 @@ describe("without a lua_shared_dict", () => {
     expect(reply.status).toBe(503);
     expect(reply.body).toContain("lua_shared_dict gray_cache");
   });
+});
+
+describe("without the log_by_lua line", () => {
+  const ctx = useRouter({ counters: false });
+
+  it("routes, counts decisions, and turns route counting off once, with one warning", async () => {
+    // The router learns that log() is not attached after 100,000 routed requests it never saw logged.
+    const summary = await Load.start({ url: ctx.router.url, sources: loopbackClients(32, 104), durationMs: 60000, maxRequests: 101000 }).done();
+    expect(summary.sent).toBeGreaterThanOrEqual(101000);
+    expect(summary.failed).toBe(0);
+    const more = await Load.start({ url: ctx.router.url, sources: loopbackClients(4, 104), durationMs: 10000, maxRequests: 2000 }).done();
+    expect(more.failed).toBe(0);
+    await sleep(1100); // counters reach the dict once a second
+    const s = await fetchStatus(ctx.router.statusUrl);
+    expect(s.rules.none).toBeGreaterThanOrEqual(103000);
+    expect(s.routes.stable.requests).toBe(0);
+    const warnings = ctx.router.errorLog().split("\n").filter((l) => l.includes("gray.router:"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("log() never ran in this worker");
+    expectCleanLog(ctx.router);
+  }, 90000);
 });

@@ -24,9 +24,10 @@ const ngx_exec = ngx.exec;
 const ngx_log = ngx.log;
 
 /**
- * Requests routed but not yet logged, by request (ngx.ctx does not survive ngx.exec). If log()
- * is not attached where route() sends requests, entries would pile up: past this many the
- * table is dropped and a warning says why.
+ * Requests routed but not yet logged, by request (ngx.ctx does not survive ngx.exec). Past this
+ * many, log() is not attached where route() sends requests: if it has never run in this worker,
+ * the conf has no log_by_lua line and counting stops; otherwise the table is dropped. Either way
+ * a warning says why.
  */
 const MAX_IN_FLIGHT = 100000;
 
@@ -39,6 +40,9 @@ let ruleHeader: string | undefined;
 let config!: RuleConfig;
 let inFlight = new LuaTable<number, boolean>();
 let inFlightCount = 0;
+/** log() has run in this worker; until it has, a full in-flight table means it never will. */
+let logSeen = false;
+let counting = true;
 
 /** The nginx variable holding a request header: X-Gray-Override → http_x_gray_override. */
 function headerVar(name: string | undefined): string | undefined {
@@ -92,13 +96,19 @@ function requestKey(): number | undefined {
 }
 
 function remember(canary: boolean): void {
-  if (dict === undefined) return; // no counters without the dict: nothing to remember for log()
+  // No counters without the dict, or without log(): nothing to remember for it.
+  if (dict === undefined || !counting) return;
   const request = requestKey();
   if (request === undefined) return;
   if (inFlightCount >= MAX_IN_FLIGHT) {
-    ngx_log(ngx.WARN, "gray.router: ", inFlightCount, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
     inFlight = new LuaTable();
     inFlightCount = 0;
+    if (!logSeen) {
+      counting = false;
+      ngx_log(ngx.WARN, "gray.router: log() never ran in this worker after ", MAX_IN_FLIGHT, " routed requests, so route counters are off; add log_by_lua_block { require(\"gray.router\").log() } to the server to count them");
+      return;
+    }
+    ngx_log(ngx.WARN, "gray.router: ", MAX_IN_FLIGHT, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
   }
   inFlight.set(request, canary);
   inFlightCount++;
@@ -131,6 +141,7 @@ export function route(): void {
 
 /** The log handler: counts the request under its route (requests, 5xx, upstream time). */
 export function log(): void {
+  logSeen = true;
   const request = requestKey();
   if (request === undefined) return;
   const canary = inFlight.get(request);
