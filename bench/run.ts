@@ -1,11 +1,11 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,memory,profile] [--requests N]
+ *                  [--parts main,growth,memory,profile,helpers] [--requests N]
  *
  * main: every variant once per round, interleaved, ratios to plain proxy_pass taken within each
  * round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
  * memory: a worker's RSS over N requests. profile: where a worker's time goes, sampled with perf
- * (when linux-perf is installed). Prints tables, writes the same as JSON under
+ * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed. Prints tables, writes the same as JSON under
  * bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
@@ -21,6 +21,7 @@ import { type Runtime, createRuntime } from "../harness/runtime.ts";
 import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
 import { type Load, type Sample, type Target, interleave, median, ratios, startNginx, table } from "./measure.ts";
+import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { VARIANTS, type Variant, type VariantPorts } from "./variants.ts";
@@ -31,7 +32,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,memory,profile" },
+    parts: { type: "string", default: "main,growth,memory,profile,helpers" },
     requests: { type: "string", default: "1000000" },
   },
 });
@@ -239,6 +240,14 @@ async function main(): Promise<number> {
           ),
         );
       }
+    }
+    if (PARTS.has("helpers")) {
+      const t = await helperTimes(runtime, luaPaths);
+      result.helpers = t;
+      console.log(
+        `\nTypeScriptToLua helpers on the request path (ns per call, nginx's LuaJIT): __TS__StringCharCodeAt ${fmt(t.charCodeAtHelper)} vs string.byte ${fmt(t.stringByte)}; ` +
+          `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}`,
+      );
     }
     console.log("");
     for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}`);

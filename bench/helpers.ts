@@ -1,0 +1,50 @@
+/**
+ * The TypeScriptToLua runtime helpers that sit on the request path, timed inside nginx's own
+ * LuaJIT against the plain Lua they stand for: __TS__StringCharCodeAt (every byte the IP parser
+ * and the user-id check read) against string.byte, and the two hot functions built on it.
+ */
+import { freePort } from "../harness/net.ts";
+import { get } from "../harness/http.ts";
+import type { Runtime } from "../harness/runtime.ts";
+import { startNginx } from "./measure.ts";
+
+export interface HelperTimes {
+  /** Nanoseconds per call. */
+  charCodeAtHelper: number;
+  stringByte: number;
+  parseAddressV4: number;
+  parseAddressV6: number;
+  userIdCheck: number;
+}
+
+// The helper is copied from dist/lua/gray/ip.lua's inline import, so both loops run in the same chunk.
+const CHUNK = `
+local ip = require("gray.ip")
+local rules = require("gray.rules")
+local function charCodeAt(s, i) if i ~= i then i = 0 end if i < 0 then return 0 / 0 end return string.byte(s, i + 1) or 0 / 0 end
+local N = 2000000
+local function ns(f) ngx.update_time() local t = ngx.now() f() ngx.update_time() return (ngx.now() - t) * 1e9 / N end
+local s = "user-12345@example.com"
+local x = 0
+local helper = ns(function() for i = 1, N do x = x + charCodeAt(s, i % 20) end end)
+local byte = ns(function() for i = 1, N do x = x + string.byte(s, i % 20 + 1) end end)
+local v4 = ns(function() for i = 1, N do ip.parseAddress("198.51.100.23") end end)
+local v6 = ns(function() for i = 1, N do ip.parseAddress("2001:db8::1") end end)
+local uid = ns(function() for i = 1, N do rules.isUserId(s) end end)
+ngx.say(string.format('{"charCodeAtHelper":%.2f,"stringByte":%.2f,"parseAddressV4":%.1f,"parseAddressV6":%.1f,"userIdCheck":%.1f}', helper, byte, v4, v6, uid))
+`;
+
+export async function helperTimes(runtime: Runtime, luaPaths: string[]): Promise<HelperTimes> {
+  const port = await freePort();
+  const nginx = await startNginx(
+    runtime,
+    [`lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`, "server {", `    listen 127.0.0.1:${port};`, `    location / { content_by_lua_block { ${CHUNK} } }`, "}"],
+    port,
+  );
+  try {
+    await get(`${nginx.url}/`, { timeoutMs: 60000 }); // the first run compiles the traces
+    return JSON.parse((await get(`${nginx.url}/`, { timeoutMs: 60000 })).body) as HelperTimes;
+  } finally {
+    await nginx.stop();
+  }
+}
