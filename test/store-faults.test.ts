@@ -11,7 +11,7 @@ import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
-import { logProblems, routeOf, testRuntime } from "./support.ts";
+import { expectRateLimitedWarnings, logProblems, routeOf, testRuntime } from "./support.ts";
 
 const TIMEOUT_MS = 50;
 /** As in store-failure.test.ts: loopback on a busy 2-core machine, containers included. */
@@ -106,13 +106,7 @@ describe("a TCP proxy in front of memcached", () => {
     expect(await untilRoute(router.url, "127.0.3.1", "canary", 1000)).toBeLessThan(1000);
   });
 
-  it("logs no error, and the failures as rate-limited warnings", () => {
-    const log = router.errorLog();
-    expect(logProblems(log)).toEqual([]);
-    const warnings = log.split("\n").filter((l) => l.includes("gray.router: memcached"));
-    expect(warnings.length).toBeGreaterThan(0);
-    expect(warnings.length).toBeLessThanOrEqual(3);
-  });
+  it("logs no error, and the failures as rate-limited warnings", () => expectRateLimitedWarnings(router, 3));
 });
 
 /** A router in front of a fake memcached answering kinds of garbage: n rounds of 20 new clients, all 200 stable, within the bound, log bounded. */

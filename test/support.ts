@@ -74,3 +74,16 @@ export function logProblems(log: string): string[] {
 export function expectCleanLog(router: RouterStack): void {
   expect(logProblems(router.errorLog())).toEqual([]);
 }
+
+/** The router's store-failure warnings in error.log (one per worker per 5 s at most). */
+export function storeWarnings(router: RouterStack): string[] {
+  return router.errorLog().split("\n").filter((l) => l.includes("gray.router: memcached"));
+}
+
+/** No error in error.log, and the store failures only as rate-limited warnings: at least one, at most `most`. */
+export function expectRateLimitedWarnings(router: RouterStack, most: number): void {
+  expect(logProblems(router.errorLog())).toEqual([]);
+  const warnings = storeWarnings(router);
+  expect(warnings.length).toBeGreaterThan(0);
+  expect(warnings.length).toBeLessThanOrEqual(most);
+}
