@@ -78,7 +78,7 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
       let samples = new Map<string, Sample[]>();
       const note = await hitRate(routerNginx.url, async () => {
         // Plain proxy_pass gets the same requests, so the pair differs only in the routing.
-        samples = await interleave([{ name: "plain", nginx: plainNginx, script: p.script }, { name, nginx: routerNginx, script: p.script }], ctx.load);
+        samples = await interleave([{ name: "plain", nginx: plainNginx, script: p.script, workers }, { name, nginx: routerNginx, script: p.script, workers }], ctx.load);
       });
       const plainSamples = samples.get("plain")!;
       const routerSamples = samples.get(name)!;

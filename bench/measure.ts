@@ -16,6 +16,8 @@ export interface Target {
   nginx: NginxServer;
   /** wrk Lua script generating the requests, if not a plain GET /. */
   script?: string;
+  /** How many workers the nginx runs (1 unless given). */
+  workers?: number;
 }
 
 export interface Sample extends WrkResult {
@@ -37,7 +39,7 @@ export async function startNginx(runtime: Runtime, http: string[], port: number,
 }
 
 export async function measureOnce(target: Target, seconds: number, connections: number): Promise<Sample> {
-  const pids = await workersOf(target.nginx);
+  const pids = await workersOf(target.nginx, target.workers);
   const before = cpuSeconds(pids);
   const r = await wrk({ url: `${target.nginx.url}/`, seconds, connections, script: target.script });
   return { ...r, cpuUs: ((cpuSeconds(pids) - before) * 1e6) / Math.max(r.requests, 1) };

@@ -106,7 +106,7 @@ export class ChaosBed {
         // Trusts loopback peers' X-Real-IP: the dict case's load poses as thousands of clients that way.
         options: { memcached: { timeout_ms: TIMEOUT_MS, pool_size: POOL_SIZE }, cache_ttl_ms: CACHE_TTL_MS, trusted_proxies: ["127.0.0.0/8"] },
       });
-      const workers = await workersOf(router.nginx);
+      const workers = await workersOf(router.nginx, WORKERS);
       if (workers.length !== WORKERS) throw new Error(`expected ${WORKERS} workers, error.log shows ${workers.length}`);
       const bed = new ChaosBed(memcached, proxy, router, flags, workers);
       await bed.flagClients();

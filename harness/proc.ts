@@ -9,12 +9,12 @@ import { type NginxServer, liveWorkers } from "./nginx.ts";
 
 const TICKS_PER_SECOND = Number(execSync("getconf CLK_TCK").toString().trim());
 
-/** The workers of a just-started nginx: its port answers before the master has forked them. */
-export async function workersOf(nginx: NginxServer, timeoutMs = 5000): Promise<number[]> {
+/** The workers of a just-started nginx, once `count` are up: its port answers before the master has forked them all. */
+export async function workersOf(nginx: NginxServer, count = 1, timeoutMs = 5000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pids = [...liveWorkers(nginx.errorLog())];
-    if (pids.length > 0 || Date.now() > deadline) return pids;
+    if (pids.length >= count || Date.now() > deadline) return pids;
     await sleep(20);
   }
 }
