@@ -6,12 +6,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { bulkSet, type FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
-import { freePort } from "../harness/net.ts";
 import type { NginxServer } from "../harness/nginx.ts";
-import type { Runtime } from "../harness/runtime.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
-import { type Load, type Sample, interleave, median, ratios, startNginx } from "./measure.ts";
-import { cyclingClient, cyclingClients, plain, router, type VariantPorts } from "./variants.ts";
+import { type Bed, type Load, type Sample, interleave, median, ratios, startVariant } from "./measure.ts";
+import { cyclingClient, cyclingClients, plain, router } from "./variants.ts";
 
 export interface GrowthPoint {
   series: string;
@@ -25,23 +23,15 @@ export interface GrowthPoint {
   note: string;
 }
 
-export interface GrowthContext {
-  runtime: Runtime;
+export interface GrowthContext extends Bed {
   memcached: MemcachedServer;
   flags: FlagStore;
-  luaPaths: string[];
-  ports: Omit<VariantPorts, "listen">;
   load: Load;
 }
 
 const TRUSTED = { trusted_proxies: ["127.0.0.1"] };
 /** Longer than cache_ttl_ms (500): the workers have re-read the weight and ranges. */
 const REFRESHED_MS = 1200;
-
-async function start(ctx: GrowthContext, http: (luaPaths: string[], p: VariantPorts) => string[], workers = 1): Promise<NginxServer> {
-  const listen = await freePort();
-  return startNginx(ctx.runtime, http(ctx.luaPaths, { ...ctx.ports, listen }), listen, workers);
-}
 
 interface Series {
   name: string;
@@ -70,7 +60,7 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
         await current?.router.stop();
         // Several workers share the port through reuseport, or one would take most connections.
         const listen = workers > 1 ? " reuseport" : "";
-        current = { workers, plain: await start(ctx, plain(listen), workers), router: await start(ctx, router(TRUSTED, listen), workers) };
+        current = { workers, plain: await startVariant(ctx, plain(listen), workers), router: await startVariant(ctx, router(TRUSTED, listen), workers) };
       }
       await p.prepare?.();
       const { plain: plainNginx, router: routerNginx } = current;

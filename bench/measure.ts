@@ -3,12 +3,14 @@
  * so drift on a noisy machine falls on all of them alike. Each sample has wrk's figures and the
  * CPU time the target's nginx workers spent per request.
  */
+import { freePort } from "../harness/net.ts";
 import { NginxServer } from "../harness/nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { markdownTable } from "../harness/table.ts";
 import { renderMain } from "../node-src/nginx-conf.ts";
 import { cpuSeconds, workersOf } from "../harness/proc.ts";
+import type { Variant, VariantPorts } from "./variants.ts";
 import { type WrkResult, wrk } from "./wrk.ts";
 
 export interface Target {
@@ -36,6 +38,19 @@ export async function startNginx(runtime: Runtime, http: string[], port: number,
   const nginx = NginxServer.prepare(renderMain({ flavour: runtime.flavour, workers, http }), port);
   await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
   return nginx;
+}
+
+/** What every variant's nginx is put in front of: the router's Lua, the backends, memcached. */
+export interface Bed {
+  runtime: Runtime;
+  luaPaths: string[];
+  ports: Omit<VariantPorts, "listen">;
+}
+
+/** A variant's http lines in an nginx of their own, on a free port. */
+export async function startVariant(bed: Bed, http: Variant["http"], workers = 1): Promise<NginxServer> {
+  const listen = await freePort();
+  return startNginx(bed.runtime, http(bed.luaPaths, { ...bed.ports, listen }), listen, workers);
 }
 
 export async function measureOnce(target: Target, seconds: number, connections: number): Promise<Sample> {

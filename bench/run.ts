@@ -14,17 +14,18 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { FlagStore } from "../harness/flags.ts";
+import type { NginxServer } from "../harness/nginx.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { freePort } from "../harness/net.ts";
 import { LUA_DIR, LUA_SHIM_DIR, ROOT } from "../harness/paths.ts";
 import { type Runtime, createRuntime } from "../harness/runtime.ts";
 import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
-import { type Load, type Sample, type Target, interleave, median, ratios, startNginx, table } from "./measure.ts";
+import { type Bed, type Load, type Sample, type Target, interleave, median, ratios, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
-import { VARIANTS, type Variant, type VariantPorts } from "./variants.ts";
+import { VARIANTS, type Variant } from "./variants.ts";
 
 const { values } = parseArgs({
   options: {
@@ -70,12 +71,11 @@ interface Goal {
   met: boolean;
 }
 
-async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: FlagStore, luaPaths: string[], ports: Omit<VariantPorts, "listen">) {
+async function mainPart(bed: Bed, memcached: MemcachedServer, flags: FlagStore) {
   const started: (Target & { logOffset: number })[] = [];
   try {
     for (const variant of VARIANTS) {
-      const listen = await freePort();
-      const nginx = await startNginx(runtime, variant.http(luaPaths, { ...ports, listen }), listen);
+      const nginx = await startVariant(bed, variant.http);
       started.push({ name: variant.name, nginx, script: variant.wrkScript, logOffset: 0 });
     }
     // A variant driven by a script is compared with plain proxy_pass driven by the same script, so
@@ -134,7 +134,7 @@ async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: Fla
       target("error.log silent (router variants)", logLines, logLines === 0),
       target("memcached TIME_WAIT flat (router variants)", timeWaitGrowth, timeWaitGrowth < 50),
     ];
-    console.log(`\n${LOAD.rounds} rounds x ${LOAD.seconds} s, wrk -t1 -c${LOAD.connections}, 1 nginx worker per variant, ${runtime.name} runtime\n`);
+    console.log(`\n${LOAD.rounds} rounds x ${LOAD.seconds} s, wrk -t1 -c${LOAD.connections}, 1 nginx worker per variant, ${bed.runtime.name} runtime\n`);
     console.log(
       table(
         ["variant", "req/s (median)", "min..max", "ratio to its plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"],
@@ -160,6 +160,17 @@ async function mainPart(runtime: Runtime, memcached: MemcachedServer, flags: Fla
   }
 }
 
+/** Runs `use` on the variant's own nginx, with the memcached keys it needs, then stops it. */
+async function withVariant<T>(bed: Bed, flags: FlagStore, v: Variant, use: (nginx: NginxServer) => Promise<T>): Promise<T> {
+  const nginx = await startVariant(bed, v.http);
+  try {
+    for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+    return await use(nginx);
+  } finally {
+    await nginx.stop();
+  }
+}
+
 async function main(): Promise<number> {
   const runtime = await createRuntime(values.runtime as "native" | "containers");
   const memcached = await MemcachedServer.start(runtime, { memoryMb: 256 });
@@ -168,18 +179,18 @@ async function main(): Promise<number> {
   const canary = await freePort();
   const backends = await startNginx(runtime, [...backend("stable", stable), ...backend("canary", canary)], stable);
   const luaPaths = runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR];
-  const ports = { stable, canary, memcached: memcached.port };
+  const bed: Bed = { runtime, luaPaths, ports: { stable, canary, memcached: memcached.port } };
   const result: Record<string, unknown> = { machine: machine(runtime), load: LOAD };
   const targets: Goal[] = [];
   try {
     if (PARTS.has("main")) {
-      const main = await mainPart(runtime, memcached, flags, luaPaths, ports);
+      const main = await mainPart(bed, memcached, flags);
       result.rows = main.rows;
       targets.push(...main.targets);
     }
     if (PARTS.has("growth")) {
       const points = await growth(
-        { runtime, memcached, flags, luaPaths, ports, load: GROWTH_LOAD },
+        { ...bed, memcached, flags, load: GROWTH_LOAD },
         { flagged: [10, 1000, 100000, 1000000], clients: [10, 1000, 10000, 100000], ranges: [1, 100, 10000] },
       );
       result.growth = { load: GROWTH_LOAD, points };
@@ -194,14 +205,7 @@ async function main(): Promise<number> {
     if (PARTS.has("memory")) {
       const runs = [];
       for (const v of VARIANTS.filter((x) => x.name === "cached" || x.name === "rules")) {
-        const listen = await freePort();
-        const nginx = await startNginx(runtime, v.http(luaPaths, { ...ports, listen }), listen);
-        try {
-          for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
-          runs.push(await memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript));
-        } finally {
-          await nginx.stop();
-        }
+        runs.push(await withVariant(bed, flags, v, (nginx) => memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript)));
       }
       result.memory = runs;
       console.log(`\nMemory: one worker's RssAnon over ${MEMORY_REQUESTS.toLocaleString("en")} requests, sampled every 2 s\n`);
@@ -220,14 +224,7 @@ async function main(): Promise<number> {
       } else {
         const profiles: Profile[] = [];
         for (const v of VARIANTS.filter((x) => ["plain", "floor", "cached", "uncounted", "rules"].includes(x.name))) {
-          const listen = await freePort();
-          const nginx = await startNginx(runtime, v.http(luaPaths, { ...ports, listen }), listen);
-          try {
-            for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
-            profiles.push(await profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript));
-          } finally {
-            await nginx.stop();
-          }
+          profiles.push(await withVariant(bed, flags, v, (nginx) => profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript)));
         }
         const plainKernel = profiles[0]!.kernel;
         for (const p of profiles) p.cpuVsPlain = plainKernel / p.kernel;

@@ -5,6 +5,7 @@
  * equal to a canary value ("1"): whatever the router makes of it, the client is not flagged.
  */
 import { type Server, type Socket, createServer } from "node:net";
+import { listenOnLoopback } from "./net.ts";
 import { type Random, seededRandom } from "./random.ts";
 import type { MemcachedAddress } from "./stack.ts";
 
@@ -49,13 +50,8 @@ export class GarbageMemcached implements MemcachedAddress {
     const random = seededRandom(seed);
     const answers: Answer[] = kinds.map((kind) => ANSWERS[kind]);
     const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", resolve);
-    });
-    const address = server.address();
-    if (address === null || typeof address === "string") throw new Error("fake memcached: no port");
-    const fake = new GarbageMemcached(server, address.port);
+    const port = await listenOnLoopback(server);
+    const fake = new GarbageMemcached(server, port);
     server.on("connection", (socket) => fake.serve(socket, random, answers));
     return fake;
   }

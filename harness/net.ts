@@ -1,5 +1,5 @@
 /** Loopback ports: finding free ones and waiting for a server to listen. */
-import { createConnection, createServer } from "node:net";
+import { type Server, createConnection, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** A port the kernel just handed out on 127.0.0.1 and took back; free unless someone races for it. */
@@ -13,6 +13,17 @@ export function freePort(): Promise<number> {
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
     });
   });
+}
+
+/** Starts `server` listening on a free port of 127.0.0.1 and returns the port. */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("listening, but on no TCP port");
+  return address.port;
 }
 
 export function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {

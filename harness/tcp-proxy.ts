@@ -6,6 +6,7 @@
  * swap the store behind it (a garbage-answering fake for a while, then the real one again).
  */
 import { type Server, type Socket, createConnection, createServer } from "node:net";
+import { listenOnLoopback } from "./net.ts";
 import type { MemcachedAddress } from "./stack.ts";
 
 export type ProxyMode = { kind: "forward" } | { kind: "delay"; ms: number } | { kind: "blackhole" };
@@ -109,13 +110,8 @@ export class TcpProxy implements MemcachedAddress {
   /** Listens on a free port of 127.0.0.1 and forwards to target. */
   static async start(target: MemcachedAddress, options: TcpProxyOptions = {}): Promise<TcpProxy> {
     const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", resolve);
-    });
-    const address = server.address();
-    if (address === null || typeof address === "string") throw new Error("tcp proxy: no port");
-    const proxy = new TcpProxy(server, address.port, target, options);
+    const port = await listenOnLoopback(server);
+    const proxy = new TcpProxy(server, port, target, options);
     server.on("connection", (client) => proxy.accept(client));
     return proxy;
   }

@@ -3,22 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
+import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
 import { RouterStack } from "../harness/stack.ts";
-import { expectRateLimitedWarnings, routeOf, testRuntime } from "./support.ts";
+import { expectRateLimitedWarnings, routeOf, testRuntime, untilRoute } from "./support.ts";
 
-const TIMEOUT_MS = 50;
-/** Loopback, a busy 2-core machine and (in containers) docker's proxying: generous, and still far below any client timeout. */
-const MARGIN_MS = 250;
-
-/** Asks until the route is `want` or the deadline passes; returns how long it took. */
-async function untilRoute(url: string, from: string, want: string, withinMs: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if ((await routeOf(url, { from })) === want) return Date.now() - started;
-    if (Date.now() - started > withinMs) throw new Error(`${from} not routed to ${want} within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("store failures fall open to stable", () => {
   let memcached: MemcachedServer;
@@ -51,7 +39,7 @@ describe("store failures fall open to stable", () => {
           const reply = await get(router.url, { from });
           expect(reply.status).toBe(200);
           expect(reply.body.trim(), from).toBe(want);
-          expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+          expect(reply.ms).toBeLessThan(LATENCY_BOUND_MS);
         }
       }
     } finally {

@@ -9,25 +9,13 @@ import { GARBAGE_KINDS, type GarbageKind, GarbageMemcached } from "../harness/fa
 import { fuzzSeed } from "../harness/fuzz.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
+import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
-import { expectRateLimitedWarnings, logProblems, routeOf, testRuntime } from "./support.ts";
+import { expectRateLimitedWarnings, logProblems, routeOf, testRuntime, untilRoute } from "./support.ts";
 
-const TIMEOUT_MS = 50;
-/** As in store-failure.test.ts: loopback on a busy 2-core machine, containers included. */
-const MARGIN_MS = 250;
 const TTL_MS = 100;
 const SEED = fuzzSeed();
-
-/** Asks until the route is `want` or the deadline passes; returns how long it took. */
-async function untilRoute(url: string, from: string, want: string, withinMs: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if ((await routeOf(url, { from })) === want) return Date.now() - started;
-    if (Date.now() - started > withinMs) throw new Error(`${from} not routed to ${want} within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** n requests from fresh clients (so no cache answers for them), each checked for 200, route and time. */
 async function expectAnsweredStable(url: string, n: number, firstHost: number): Promise<void> {
@@ -36,7 +24,7 @@ async function expectAnsweredStable(url: string, n: number, firstHost: number): 
     const reply = await get(url, { from });
     expect(reply.status, from).toBe(200);
     expect(reply.body.trim(), from).toBe("stable");
-    expect(reply.ms, from).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+    expect(reply.ms, from).toBeLessThan(LATENCY_BOUND_MS);
   }
 }
 
@@ -79,7 +67,7 @@ describe("a TCP proxy in front of memcached", () => {
         await new Promise((r) => setTimeout(r, TTL_MS)); // the cached lookup expires: each round asks the store
         const reply = await get(router.url, { from: "127.0.3.1" });
         expect([reply.status, reply.body.trim()]).toEqual([200, "canary"]);
-        expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+        expect(reply.ms).toBeLessThan(LATENCY_BOUND_MS);
       }
     } finally {
       proxy.setMode({ kind: "forward" });
@@ -127,7 +115,7 @@ async function survivesGarbage(kinds: GarbageKind[], rounds: number): Promise<vo
       );
       for (const reply of replies) {
         expect([reply.status, reply.body.trim()]).toEqual([200, "stable"]);
-        expect(reply.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+        expect(reply.ms).toBeLessThan(LATENCY_BOUND_MS);
       }
       // Past the worker's 0.2 s rest after a failure, so the store is asked again.
       await new Promise((r) => setTimeout(r, 250));

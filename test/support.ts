@@ -57,6 +57,16 @@ export async function routeOf(url: string, ask: Ask = {}): Promise<Route> {
   return body as Route;
 }
 
+/** Asks until the route is `want` or the deadline passes; returns how long it took. */
+export async function untilRoute(url: string, from: string, want: Route, withinMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if ((await routeOf(url, { from })) === want) return Date.now() - started;
+    if (Date.now() - started > withinMs) throw new Error(`${from} not routed to ${want} within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Sets the case's flags, then asks twice: cold, then over warm pooled connections. */
 export async function runCase(url: string, flags: FlagStore, c: RouteCase): Promise<void> {
   const entries = Array.isArray(c.flags) ? c.flags.map((k) => [k, "1"] as const) : Object.entries(c.flags ?? {});
