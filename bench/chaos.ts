@@ -6,7 +6,7 @@
  * when a case misses a bar or worker memory grew past its bound.
  */
 import { CHAOS_CASES, type CaseResult, LATENCY_BOUND_MS, LATENCY_MARGIN_MS, RECOVERY_BOUND_MS, RSS_GROWTH_BOUND_KIB, TIMEOUT_MS, missedBars, renderChaosTable, runChaos } from "../harness/chaos.ts";
-import { createRuntime } from "../harness/runtime.ts";
+import { createRuntime } from "../harness/pick-runtime.ts";
 import { tableArgs } from "./table-args.ts";
 
 const { seconds, runtimes } = tableArgs(60);

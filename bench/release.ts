@@ -6,7 +6,7 @@
  * (a failed or non-2xx request) or a step served the wrong version.
  */
 import { CLIENTS, type ScenarioResult, SCENARIOS, renderTable } from "../harness/release-scenarios.ts";
-import { createRuntime } from "../harness/runtime.ts";
+import { createRuntime } from "../harness/pick-runtime.ts";
 import { tableArgs } from "./table-args.ts";
 
 const { seconds, runtimes } = tableArgs(10);

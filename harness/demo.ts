@@ -3,7 +3,7 @@
  * runtime. Prints the URL and how to flag a client; Ctrl-C stops everything.
  */
 import { MemcachedServer } from "./memcached.ts";
-import { createRuntime } from "./runtime.ts";
+import { createRuntime } from "./pick-runtime.ts";
 import { RouterStack } from "./stack.ts";
 
 const runtime = await createRuntime();

@@ -2,7 +2,7 @@
  * Two ways to run nginx and memcached behind one interface:
  * - containers: testcontainers starts them from images (docker/), host networking on 127.0.0.1;
  * - native: local nginx (or openresty) and memcached processes.
- * GRAY_RUNTIME=containers|native picks one; unset, containers when a Docker engine answers.
+ * Each runtime (containers.ts, native.ts) implements this interface; pick-runtime.ts chooses one.
  */
 import type { Flavour } from "../node-src/nginx-conf.ts";
 
@@ -38,31 +38,3 @@ export interface Runtime {
 }
 
 export type RuntimeName = Runtime["name"];
-
-async function dockerAnswers(): Promise<boolean> {
-  const { getContainerRuntimeClient } = await import("testcontainers");
-  try {
-    await getContainerRuntimeClient();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function pickRuntimeName(requested = process.env.GRAY_RUNTIME): Promise<RuntimeName> {
-  if (requested === "containers" || requested === "native") return requested;
-  if (requested !== undefined && requested !== "" && requested !== "auto") {
-    throw new Error(`GRAY_RUNTIME must be containers, native or auto (got "${requested}")`);
-  }
-  return (await dockerAnswers()) ? "containers" : "native";
-}
-
-export async function createRuntime(name?: RuntimeName): Promise<Runtime> {
-  const picked = name ?? (await pickRuntimeName());
-  if (picked === "containers") {
-    const { ContainerRuntime } = await import("./containers.ts");
-    return new ContainerRuntime();
-  }
-  const { NativeRuntime } = await import("./native.ts");
-  return new NativeRuntime();
-}

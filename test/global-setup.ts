@@ -1,7 +1,7 @@
 /** Starts what every integration file shares, once: the runtime choice and one memcached. */
 import type { TestProject } from "vitest/node";
 import { MemcachedServer } from "../harness/memcached.ts";
-import { createRuntime } from "../harness/runtime.ts";
+import { createRuntime } from "../harness/pick-runtime.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

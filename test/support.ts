@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, beforeEach, expect, inject } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { type Ask, closeAgents, get } from "../harness/http.ts";
-import { type Runtime, createRuntime } from "../harness/runtime.ts";
+import type { Runtime } from "../harness/runtime.ts";
+import { createRuntime } from "../harness/pick-runtime.ts";
 import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
 
 export type Route = "stable" | "canary";

@@ -6,10 +6,12 @@ set -euo pipefail
 
 image=${GRAY_DEBIAN_IMAGE:-gray-router/debian-nginx-lua:local}
 suite=$( . /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-packages=nginx-core,libnginx-mod-http-lua,lua-resty-core,lua-resty-lrucache,lua-nginx-memcached,memcached,bash
+packages=nginx-core,libnginx-mod-http-lua,lua-resty-core,lua-resty-lrucache,lua-nginx-memcached,lua-cjson,memcached,nutcracker,bash
 
-if [ "${1:-}" != "--force" ] && docker image inspect "$image" >/dev/null 2>&1; then
-  echo "image $image is already there (pass --force to rebuild)"
+# An image built from an older package list is rebuilt: the check asks the image's own dpkg.
+if [ "${1:-}" != "--force" ] && docker image inspect "$image" >/dev/null 2>&1 \
+   && docker run --rm --network none "$image" dpkg -s ${packages//,/ } >/dev/null 2>&1; then
+  echo "image $image is already there with every package (pass --force to rebuild)"
   exit 0
 fi
 
