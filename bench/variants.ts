@@ -2,7 +2,7 @@
  * What `npm run bench` compares: each variant is its own nginx (1 worker) in front of the same
  * backends nginx, so they differ only in what routes the request.
  */
-import { renderSite } from "../node-src/nginx-conf.ts";
+import { type Pattern, renderSite } from "../node-src/nginx-conf.ts";
 import type { LuaValue } from "../node-src/lua-literal.ts";
 
 export interface VariantPorts {
@@ -35,9 +35,10 @@ export function plain(listen = "") {
 }
 
 /** The router's drop-in site with these configure() options; `listen` adds listen parameters (reuseport). */
-export function router(options: Record<string, LuaValue>, listen = "", counters = true) {
+export function router(options: Record<string, LuaValue>, listen = "", counters = true, pattern: Pattern = "exec") {
   return (luaPaths: string[], p: VariantPorts) =>
     renderSite({
+      pattern,
       luaPaths,
       options: { memcached: { host: "127.0.0.1", port: p.memcached }, ...options },
       listen: [`127.0.0.1:${p.listen}${listen}`],
@@ -146,7 +147,7 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "floor",
-    about: "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays",
+    about: "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays (the exec pattern's floor)",
     http: (_, p) => [
       ...UPSTREAMS(p),
       "server {",
@@ -157,7 +158,32 @@ export const VARIANTS: Variant[] = [
       "}",
     ],
   },
-  { name: "cached", about: "router, the client cached (steady state)", http: router({}) },
+  {
+    name: "floor-var",
+    about: "set + an empty access_by_lua + an empty log_by_lua + proxy_pass to the variable: the variable pattern's floor",
+    http: (_, p) => [
+      ...UPSTREAMS(p),
+      "server {",
+      `    listen 127.0.0.1:${p.listen};`,
+      "    log_by_lua_block { }",
+      `    location / { set $gray_upstream "client"; access_by_lua_block { } ${PROXY.join(" ")} proxy_pass http://$gray_upstream; }`,
+      "}",
+    ],
+  },
+  {
+    name: "split_clients",
+    about: "nginx's own split_clients (10 % by client address) to a variable upstream, no Lua: the C floor of a sticky split",
+    http: (_, p) => [
+      ...UPSTREAMS(p),
+      'split_clients "${remote_addr}" $gray_split { 10% client_test; * client; }',
+      "server {",
+      `    listen 127.0.0.1:${p.listen};`,
+      `    location / { ${PROXY.join(" ")} proxy_pass http://$gray_split; }`,
+      "}",
+    ],
+  },
+  { name: "cached", about: "router by ngx.exec (route()), the client cached (steady state)", http: router({}) },
+  { name: "cached-var", about: "router by variable (route_upstream() + proxy_pass http://$gray_upstream), the client cached", http: router({}, "", true, "upstream") },
   {
     name: "uncounted",
     about: "router, the client cached, without the log_by_lua line (no route counters)",

@@ -5,7 +5,7 @@
  */
 import { DEFAULT_CACHE_DICT } from "../lua-src/gray/options.ts";
 import type { LuaValue } from "../node-src/lua-literal.ts";
-import { DEFAULT_PROXY, renderMain, renderSite } from "../node-src/nginx-conf.ts";
+import { DEFAULT_PROXY, type Pattern, renderMain, renderSite } from "../node-src/nginx-conf.ts";
 import { freePort } from "./net.ts";
 import { NginxServer, type ReloadResult } from "./nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "./paths.ts";
@@ -44,10 +44,14 @@ export interface RouterStackOptions {
   proxy?: string[];
   /** false: no log_by_lua line, as a conf without route counters has. */
   counters?: boolean;
+  /** The drop-in pattern: route_upstream() and proxy_pass to $gray_upstream, or route() and ngx.exec (the default). */
+  pattern?: Pattern;
+  /** The rendered nginx.conf as a user might have edited it by hand (mistakes included). */
+  handEdit?: (conf: string) => string;
 }
 
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
-export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy" | "counters">;
+export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy" | "counters" | "pattern" | "handEdit">;
 
 /** Seed 001's failover: a dead copy is skipped after a short connect timeout, the request retried on the next one. */
 export const FAILOVER_PROXY = [...DEFAULT_PROXY, "proxy_connect_timeout 200ms;", "proxy_next_upstream error timeout;"];
@@ -59,6 +63,9 @@ export interface StackPorts {
   extra: number;
 }
 
+/** How long a backend's /slow location takes to answer. */
+export const SLOW_BACKEND_S = 0.05;
+
 /** A backend version: answers its name (with `status`, 200 unless a broken version is wanted), so a response shows which version served it. */
 export function backend(name: string, port: number, status = 200): string[] {
   return [
@@ -67,6 +74,8 @@ export function backend(name: string, port: number, status = 200): string[] {
     "    default_type text/plain;",
     `    location / { return ${status} "${name}\\n"; }`,
     `    location = /fail { return 500 "${name} failed\\n"; }`,
+    // Answers after a known time, so measured upstream times can be checked against it.
+    `    location = /slow { content_by_lua_block { ngx.sleep(${SLOW_BACKEND_S}) ngx.say("${name}") } }`,
     "}",
   ];
 }
@@ -89,12 +98,14 @@ export function renderStackConf(
     cacheDict: extra.noCacheDict ? false : extra.cacheDictSize === undefined ? undefined : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
     serverExtra: extra.serverExtra,
     counters: extra.counters,
+    pattern: extra.pattern,
   });
-  return renderMain({
+  const conf = renderMain({
     flavour: runtime.flavour,
     workers: extra.workers,
     http: [...site, "", ...backend("stable", ports.stable), ...backend("canary", ports.canary), ...(extra.httpExtra?.(ports) ?? [])],
   });
+  return extra.handEdit ? extra.handEdit(conf) : conf;
 }
 
 export class RouterStack {

@@ -13,7 +13,17 @@ export const DEBIAN_MODULES = [
   "/usr/lib/nginx/modules/ngx_http_lua_module.so",
 ];
 
+/**
+ * How the access handler hands a request on: "upstream" sets $gray_upstream for proxy_pass in the
+ * same location (route_upstream(), no internal redirect); "exec" is the original recipe's
+ * ngx.exec to @client / @client_test (route()).
+ */
+export type Pattern = "upstream" | "exec";
+export const PATTERNS: Pattern[] = ["upstream", "exec"];
+
 export interface RouterSite {
+  /** The drop-in pattern (default "exec", the original recipe's). */
+  pattern?: Pattern;
   /** Directories holding gray/router.lua (dist/lua), searched before the default path. */
   luaPaths: string[];
   /** The table given to configure(); undefined keys are left out. */
@@ -93,19 +103,7 @@ export function renderSite(site: RouterSite): string[] {
     ...(site.counters === false
       ? []
       : [...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "), '    log_by_lua_block { require("gray.router").log() }', ""]),
-    ...indent(c("Every request is routed here; route() ends with ngx.exec to one of the locations below."), "    "),
-    "    location / {",
-    '        access_by_lua_block { require("gray.router").route() }',
-    "    }",
-    ...indent(c("Named locations: no access_by_lua here, or the router would run again after ngx.exec."), "    "),
-    "    location @client {",
-    ...indent(proxy, "        "),
-    "        proxy_pass http://client;",
-    "    }",
-    "    location @client_test {",
-    ...indent(proxy, "        "),
-    "        proxy_pass http://client_test;",
-    "    }",
+    ...indent(site.pattern === "upstream" ? upstreamLocations(proxy, c) : execLocations(proxy, c), "    "),
     "",
     ...indent(c("Live counters: JSON, or Prometheus text with ?format=prometheus; `gray status` reads it."), "    "),
     "    location = /gray/status {",
@@ -113,6 +111,38 @@ export function renderSite(site: RouterSite): string[] {
     "        deny all;",
     '        content_by_lua_block { require("gray.router").status() }',
     "    }",
+    "}",
+  ];
+}
+
+/** route_upstream() names the route's upstream {} block in $gray_upstream; the same location proxies to it. */
+function upstreamLocations(proxy: string[], c: (...lines: string[]) => string[]): string[] {
+  return [
+    ...c("Every request is routed here: route_upstream() sets $gray_upstream to client or client_test,", "which must be declared (set) where it is used; no internal redirect."),
+    "location / {",
+    '    set $gray_upstream "";',
+    '    access_by_lua_block { require("gray.router").route_upstream() }',
+    ...indent(proxy, "    "),
+    "    proxy_pass http://$gray_upstream;",
+    "}",
+  ];
+}
+
+/** route() ends with ngx.exec to @client or @client_test, as in the original recipe. */
+function execLocations(proxy: string[], c: (...lines: string[]) => string[]): string[] {
+  return [
+    ...c("Every request is routed here; route() ends with ngx.exec to one of the locations below."),
+    "location / {",
+    '    access_by_lua_block { require("gray.router").route() }',
+    "}",
+    ...c("Named locations: no access_by_lua here, or the router would run again after ngx.exec."),
+    "location @client {",
+    ...indent(proxy, "    "),
+    "    proxy_pass http://client;",
+    "}",
+    "location @client_test {",
+    ...indent(proxy, "    "),
+    "    proxy_pass http://client_test;",
     "}",
   ];
 }

@@ -1,18 +1,22 @@
 /**
  * Writes the drop-in examples next to the build (part of `npm run build`):
- *   dist/nginx/gray.conf            http-context drop-in (conf.d/ or include inside http { })
+ *   dist/nginx/gray.conf            http-context drop-in (conf.d/ or include inside http { }): route_upstream()
+ *                                   and proxy_pass to $gray_upstream, for new confs
+ *   dist/nginx/gray.exec.conf       the same with route() and ngx.exec to @client / @client_test, the
+ *                                   original recipe's pattern
  *   dist/nginx/nginx.openresty.conf complete config for OpenResty
  *   dist/nginx/nginx.debian.conf    complete config for Debian/Ubuntu nginx + libnginx-mod-http-lua
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LUA_DIR, ROOT } from "./paths.ts";
-import { DEBIAN_MODULES, type Flavour, type RouterSite, renderMain, renderSite } from "./nginx-conf.ts";
+import { DEBIAN_MODULES, type Flavour, type Pattern, type RouterSite, renderMain, renderSite } from "./nginx-conf.ts";
 
 const out = join(ROOT, "dist", "nginx");
 
 const site: RouterSite = {
   comments: true,
+  pattern: "upstream",
   luaPaths: [LUA_DIR],
   options: { memcached: { host: "127.0.0.1", port: 11211, timeout_ms: 50 } },
   optionExamples: [
@@ -39,17 +43,23 @@ const HEADER = [
 ];
 
 const drop = renderSite(site);
+const PATTERN_NOTE: Record<Pattern, string[]> = {
+  upstream: ["# Pattern: route_upstream() sets $gray_upstream for proxy_pass (no internal redirect); for new confs.", "# gray.exec.conf has the original recipe's ngx.exec pattern."],
+  exec: ["# Pattern: route() and ngx.exec to @client / @client_test, as in the original recipe; keep it for confs", "# written that way. gray.conf has the faster variable pattern (proxy_pass to $gray_upstream)."],
+};
 
 function complete(flavour: Flavour): string {
   const note =
     flavour === "debian"
       ? [`# Debian/Ubuntu: nginx-core + libnginx-mod-http-lua + lua-nginx-memcached; run with`, `#   nginx -p DIR -c ${join(out, "nginx.debian.conf")}`, `# (${DEBIAN_MODULES.length} load_module lines: the stock /etc/nginx/nginx.conf loads them from modules-enabled/).`]
       : [`# OpenResty: run with`, `#   openresty -p DIR -c ${join(out, "nginx.openresty.conf")}`];
-  return [...HEADER, ...note, "", renderMain({ flavour, http: drop })].join("\n");
+  return [...HEADER, ...PATTERN_NOTE.upstream, ...note, "", renderMain({ flavour, http: drop })].join("\n");
 }
 
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, "gray.conf"), [...HEADER, "# Include inside http { } (or drop into /etc/nginx/conf.d/).", "", ...drop, ""].join("\n"));
+const include = "# Include inside http { } (or drop into /etc/nginx/conf.d/).";
+writeFileSync(join(out, "gray.conf"), [...HEADER, ...PATTERN_NOTE.upstream, include, "", ...drop, ""].join("\n"));
+writeFileSync(join(out, "gray.exec.conf"), [...HEADER, ...PATTERN_NOTE.exec, include, "", ...renderSite({ ...site, pattern: "exec" }), ""].join("\n"));
 writeFileSync(join(out, "nginx.openresty.conf"), complete("openresty"));
 writeFileSync(join(out, "nginx.debian.conf"), complete("debian"));
-console.log(`wrote ${out}/{gray.conf,nginx.openresty.conf,nginx.debian.conf}`);
+console.log(`wrote ${out}/{gray.conf,gray.exec.conf,nginx.openresty.conf,nginx.debian.conf}`);

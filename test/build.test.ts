@@ -33,18 +33,25 @@ describe("emitted Lua", () => {
   }
 });
 
-describe("drop-in example", () => {
-  const conf = readFileSync(join(ROOT, "dist", "nginx", "gray.conf"), "utf8");
-  it("holds the public contract", () => {
+describe("drop-in examples", () => {
+  const read = (name: string) => readFileSync(join(ROOT, "dist", "nginx", name), "utf8");
+  it("gray.conf holds the variable pattern's contract", () => {
+    const conf = read("gray.conf");
     expect(conf).toContain(`lua_package_path "${LUA_DIR}/?.lua;;";`);
     expect(conf).toContain('require("gray.router").configure({');
+    expect(conf).toContain('log_by_lua_block { require("gray.router").log() }');
+    expect(conf).toMatch(/location \/ \{\s*set \$gray_upstream "";\s*access_by_lua_block \{ require\("gray.router"\).route_upstream\(\) \}[^}]*proxy_pass http:\/\/\$gray_upstream;/);
+    expect(conf).toMatch(/upstream client \{/);
+    expect(conf).toMatch(/upstream client_test \{/);
+  });
+  it("gray.exec.conf holds the original recipe's contract", () => {
+    const conf = read("gray.exec.conf");
     expect(conf).toContain('access_by_lua_block { require("gray.router").route() }');
     expect(conf).toMatch(/location @client \{[^}]*proxy_pass http:\/\/client;/);
     expect(conf).toMatch(/location @client_test \{[^}]*proxy_pass http:\/\/client_test;/);
   });
   it("the Debian flavour loads the lua module", () => {
-    const debian = readFileSync(join(ROOT, "dist", "nginx", "nginx.debian.conf"), "utf8");
-    expect(debian).toContain("load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;");
-    expect(readFileSync(join(ROOT, "dist", "nginx", "nginx.openresty.conf"), "utf8")).not.toContain("load_module");
+    expect(read("nginx.debian.conf")).toContain("load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;");
+    expect(read("nginx.openresty.conf")).not.toContain("load_module");
   });
 });

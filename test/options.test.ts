@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { closeAgents } from "../harness/http.ts";
 import { RouterStack, type RouterOptions } from "../harness/stack.ts";
 import { parseOptions } from "../lua-src/gray/options.ts";
+import { PATTERNS } from "../node-src/nginx-conf.ts";
 import { expectCleanLog, routeOf, sharedMemcached, testRuntime, useRouter } from "./support.ts";
 
 const BAD: { options: RouterOptions; names: string }[] = [
@@ -24,6 +25,9 @@ const BAD: { options: RouterOptions; names: string }[] = [
   { options: { trusted_proxies: ["not-an-ip"] }, names: "trusted_proxies[1]" },
   { options: { trusted_proxies: "10.0.0.0/8" }, names: "trusted_proxies" },
   { options: { debug_header: "X Gray Route" }, names: "debug_header" },
+  { options: { stable_upstream: "http://client" }, names: "stable_upstream" },
+  { options: { canary_upstream: "client_test:8080" }, names: "canary_upstream" },
+  { options: { canary_upstream: "" }, names: "canary_upstream" },
 ];
 
 describe("option validation (the same code, as JavaScript)", () => {
@@ -34,6 +38,8 @@ describe("option validation (the same code, as JavaScript)", () => {
       key_prefix: "",
       stable_location: "@client",
       canary_location: "@client_test",
+      stable_upstream: "client",
+      canary_upstream: "client_test",
       canary_value: "1",
       trusted_proxies: [],
       debug_header: undefined,
@@ -58,30 +64,33 @@ describe("nginx refuses to start with a bad option", () => {
   }
 });
 
-describe("reload", () => {
-  const ctx = useRouter({ options: { key_prefix: "old:" } });
+// A reload keeps the route in both drop-in patterns.
+describe.each(PATTERNS)("%s pattern", (pattern) => {
+  describe("reload", () => {
+    const ctx = useRouter({ pattern, options: { key_prefix: "old:" } });
 
-  it("with a bad option is refused and the running config keeps serving", async () => {
-    await ctx.flags.set("old:127.0.0.40");
-    const result = await ctx.router.reload({ key_prefix: "new:", memcached: { port: 0 } });
-    expect(result.ok).toBe(false);
-    expect(result.log).toContain("memcached.port");
-    await closeAgents();
-    for (let i = 0; i < 5; i++) expect(await routeOf(ctx.router.url, { from: "127.0.0.40" })).toBe("canary");
-  });
+    it("with a bad option is refused and the running config keeps serving", async () => {
+      await ctx.flags.set("old:127.0.0.40");
+      const result = await ctx.router.reload({ key_prefix: "new:", memcached: { port: 0 } });
+      expect(result.ok).toBe(false);
+      expect(result.log).toContain("memcached.port");
+      await closeAgents();
+      for (let i = 0; i < 5; i++) expect(await routeOf(ctx.router.url, { from: "127.0.0.40" })).toBe("canary");
+    });
 
-  it("with good options takes effect", async () => {
-    await ctx.flags.set("new:127.0.0.41");
-    const result = await ctx.router.reload({ key_prefix: "new:" });
-    expect(result.ok, result.log).toBe(true);
-    await closeAgents();
-    // Old workers finish gracefully; a fresh connection is served by the new ones.
-    expect(await routeOf(ctx.router.url, { from: "127.0.0.41" })).toBe("canary");
-  });
+    it("with good options takes effect", async () => {
+      await ctx.flags.set("new:127.0.0.41");
+      const result = await ctx.router.reload({ key_prefix: "new:" });
+      expect(result.ok, result.log).toBe(true);
+      await closeAgents();
+      // Old workers finish gracefully; a fresh connection is served by the new ones.
+      expect(await routeOf(ctx.router.url, { from: "127.0.0.41" })).toBe("canary");
+    });
 
-  it("leaves no error but the refused reload's in error.log", () => {
-    const problems = ctx.router.errorLog().split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
-    expect(problems.every((l) => l.includes("memcached.port")), problems.join("\n")).toBe(true);
+    it("leaves no error but the refused reload's in error.log", () => {
+      const problems = ctx.router.errorLog().split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+      expect(problems.every((l) => l.includes("memcached.port")), problems.join("\n")).toBe(true);
+    });
   });
 });
 

@@ -2,10 +2,12 @@
 import { describe, expect, it } from "vitest";
 import { setTimeout as sleep } from "node:timers/promises";
 import { get } from "../harness/http.ts";
+import { SLOW_BACKEND_S } from "../harness/stack.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { type Status, statusJson, statusPrometheus, sumTimes } from "../lua-src/gray/status.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { expectCleanLog, useRouter } from "./support.ts";
+import { PATTERNS } from "../node-src/nginx-conf.ts";
 
 describe("status rendering (the same code, as JavaScript)", () => {
   it("sums $upstream_response_time lists", () => {
@@ -32,79 +34,87 @@ describe("status rendering (the same code, as JavaScript)", () => {
   });
 });
 
-describe("counters in nginx", () => {
-  const ctx = useRouter({ options: { debug_header: "X-Gray-Route" } });
+// Every case runs through both drop-in patterns: route_upstream() + proxy_pass, and route() + ngx.exec.
+describe.each(PATTERNS)("%s pattern", (pattern) => {
+  describe("counters in nginx", () => {
+    const ctx = useRouter({ pattern, options: { debug_header: "X-Gray-Route" } });
 
-  it("counts requests, 5xx and upstream time per route, and decisions per rule", async () => {
-    await ctx.flags.set("127.0.5.2");
-    for (let i = 0; i < 5; i++) expect((await get(ctx.router.url, { from: "127.0.5.1" })).status).toBe(200);
-    for (let i = 0; i < 3; i++) expect((await get(ctx.router.url, { from: "127.0.5.2" })).status).toBe(200);
-    expect((await get(`${ctx.router.url}/fail`, { from: "127.0.5.2" })).status).toBe(500);
-    const s = await fetchStatus(ctx.router.statusUrl);
-    expect(s.routes.stable.requests).toBe(5);
-    expect(s.routes.stable.responses_5xx).toBe(0);
-    expect(s.routes.canary.requests).toBe(4);
-    expect(s.routes.canary.responses_5xx).toBe(1);
-    expect(s.routes.canary.upstream_seconds).toBeGreaterThanOrEqual(0);
-    expect(s.rules.ip).toBe(4);
-    expect(s.rules.none).toBe(5);
-    expect(s.store.misses).toBeGreaterThanOrEqual(2);
-    expect(s.cache_dict).toBe("gray_cache");
-    expect(s.config.canary_value).toBe("1");
+    it("counts requests, 5xx and upstream time per route, and decisions per rule", async () => {
+      await ctx.flags.set("127.0.5.2");
+      for (let i = 0; i < 5; i++) expect((await get(ctx.router.url, { from: "127.0.5.1" })).status).toBe(200);
+      // The canary's backend takes SLOW_BACKEND_S to answer each of these: its upstream time must show it.
+      for (let i = 0; i < 3; i++) expect((await get(`${ctx.router.url}/slow`, { from: "127.0.5.2" })).status).toBe(200);
+      expect((await get(`${ctx.router.url}/fail`, { from: "127.0.5.2" })).status).toBe(500);
+      const s = await fetchStatus(ctx.router.statusUrl);
+      expect(s.routes.stable.requests).toBe(5);
+      expect(s.routes.stable.responses_5xx).toBe(0);
+      expect(s.routes.canary.requests).toBe(4);
+      expect(s.routes.canary.responses_5xx).toBe(1);
+      // nginx reports upstream times in milliseconds; the slow answers bound the canary's sum from below.
+      expect(s.routes.canary.upstream_seconds).toBeGreaterThanOrEqual(3 * SLOW_BACKEND_S - 0.003);
+      expect(s.routes.canary.upstream_seconds).toBeLessThan(3 * SLOW_BACKEND_S + 0.5);
+      expect(s.routes.stable.upstream_seconds).toBeLessThan(0.5);
+      expect(s.rules.ip).toBe(4);
+      expect(s.rules.none).toBe(5);
+      expect(s.store.misses).toBeGreaterThanOrEqual(2);
+      expect(s.cache_dict).toBe("gray_cache");
+      expect(s.config.canary_value).toBe("1");
+    });
+
+    it("answers Prometheus text with ?format=prometheus", async () => {
+      const reply = await get(`${ctx.router.statusUrl}?format=prometheus`);
+      expect(reply.status).toBe(200);
+      expect(reply.headers["content-type"]).toContain("text/plain");
+      expect(reply.body).toMatch(/^gray_requests_total\{route="stable"\} \d+$/m);
+      expect(reply.body).toMatch(/^gray_store_lookups_total\{result="hits"\} \d+$/m);
+      expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
+    });
+
+    it("names the rule in <debug_header>-Rule", async () => {
+      const reply = await get(ctx.router.url, { from: "127.0.5.3" });
+      expect(reply.headers["x-gray-route"]).toBe("stable");
+      expect(reply.headers["x-gray-route-rule"]).toBe("none");
+    });
+
+    it("leaves error.log clean", () => expectCleanLog(ctx.router));
+
+    // Last: nginx logs the refusal as an [error] line.
+    it("is not served to other addresses", async () => {
+      expect((await get(ctx.router.statusUrl, { from: "127.0.5.4" })).status).toBe(403);
+    });
   });
 
-  it("answers Prometheus text with ?format=prometheus", async () => {
-    const reply = await get(`${ctx.router.statusUrl}?format=prometheus`);
-    expect(reply.status).toBe(200);
-    expect(reply.headers["content-type"]).toContain("text/plain");
-    expect(reply.body).toMatch(/^gray_requests_total\{route="stable"\} \d+$/m);
-    expect(reply.body).toMatch(/^gray_store_lookups_total\{result="hits"\} \d+$/m);
-    expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
+  describe("without a lua_shared_dict", () => {
+    const ctx = useRouter({ pattern, noCacheDict: true });
+
+    it("still routes, and /gray/status says what is missing", async () => {
+      await ctx.flags.set("127.0.5.5");
+      expect((await get(ctx.router.url, { from: "127.0.5.5" })).body.trim()).toBe("canary");
+      const reply = await get(ctx.router.statusUrl);
+      expect(reply.status).toBe(503);
+      expect(reply.body).toContain("lua_shared_dict gray_cache");
+    });
   });
 
-  it("names the rule in <debug_header>-Rule", async () => {
-    const reply = await get(ctx.router.url, { from: "127.0.5.3" });
-    expect(reply.headers["x-gray-route"]).toBe("stable");
-    expect(reply.headers["x-gray-route-rule"]).toBe("none");
+  describe("without the log_by_lua line", () => {
+    const ctx = useRouter({ pattern, counters: false });
+
+    it("routes, counts decisions, and turns route counting off once, with one warning", async () => {
+      // The router learns that log() is not attached after 100,000 routed requests it never saw logged.
+      const summary = await Load.start({ url: ctx.router.url, sources: loopbackClients(32, 104), durationMs: 60000, maxRequests: 101000 }).done();
+      expect(summary.sent).toBeGreaterThanOrEqual(101000);
+      expect(summary.failed).toBe(0);
+      const more = await Load.start({ url: ctx.router.url, sources: loopbackClients(4, 104), durationMs: 10000, maxRequests: 2000 }).done();
+      expect(more.failed).toBe(0);
+      await sleep(1100); // counters reach the dict once a second
+      const s = await fetchStatus(ctx.router.statusUrl);
+      expect(s.rules.none).toBeGreaterThanOrEqual(103000);
+      expect(s.routes.stable.requests).toBe(0);
+      // Store warnings may come and go on a busy machine (50 ms timeouts); this is about log().
+      const warnings = ctx.router.errorLog().split("\n").filter((l) => l.includes("gray.router:") && l.includes("log()"));
+      expect(warnings, warnings.join("\n")).toHaveLength(1);
+      expect(warnings[0]).toContain("log() never ran in this worker");
+      expectCleanLog(ctx.router);
+    }, 90000);
   });
-
-  it("leaves error.log clean", () => expectCleanLog(ctx.router));
-
-  // Last: nginx logs the refusal as an [error] line.
-  it("is not served to other addresses", async () => {
-    expect((await get(ctx.router.statusUrl, { from: "127.0.5.4" })).status).toBe(403);
-  });
-});
-
-describe("without a lua_shared_dict", () => {
-  const ctx = useRouter({ noCacheDict: true });
-
-  it("still routes, and /gray/status says what is missing", async () => {
-    await ctx.flags.set("127.0.5.5");
-    expect((await get(ctx.router.url, { from: "127.0.5.5" })).body.trim()).toBe("canary");
-    const reply = await get(ctx.router.statusUrl);
-    expect(reply.status).toBe(503);
-    expect(reply.body).toContain("lua_shared_dict gray_cache");
-  });
-});
-
-describe("without the log_by_lua line", () => {
-  const ctx = useRouter({ counters: false });
-
-  it("routes, counts decisions, and turns route counting off once, with one warning", async () => {
-    // The router learns that log() is not attached after 100,000 routed requests it never saw logged.
-    const summary = await Load.start({ url: ctx.router.url, sources: loopbackClients(32, 104), durationMs: 60000, maxRequests: 101000 }).done();
-    expect(summary.sent).toBeGreaterThanOrEqual(101000);
-    expect(summary.failed).toBe(0);
-    const more = await Load.start({ url: ctx.router.url, sources: loopbackClients(4, 104), durationMs: 10000, maxRequests: 2000 }).done();
-    expect(more.failed).toBe(0);
-    await sleep(1100); // counters reach the dict once a second
-    const s = await fetchStatus(ctx.router.statusUrl);
-    expect(s.rules.none).toBeGreaterThanOrEqual(103000);
-    expect(s.routes.stable.requests).toBe(0);
-    const warnings = ctx.router.errorLog().split("\n").filter((l) => l.includes("gray.router:"));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain("log() never ran in this worker");
-    expectCleanLog(ctx.router);
-  }, 90000);
 });

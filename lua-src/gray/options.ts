@@ -25,6 +25,9 @@ export interface RouterOptions extends RuleOptions {
   memcached: MemcachedOptions;
   stable_location: string;
   canary_location: string;
+  /** upstream {} blocks route_upstream() names in $gray_upstream. */
+  stable_upstream: string;
+  canary_upstream: string;
   trusted_proxies: Cidr[];
   debug_header: string | undefined;
   /** Canary ranges from the configuration; `<prefix>gray:ranges` adds to them live. */
@@ -91,6 +94,8 @@ const ROUTER_KEYS: Record<string, boolean> = {
   key_prefix: true,
   stable_location: true,
   canary_location: true,
+  stable_upstream: true,
+  canary_upstream: true,
   canary_value: true,
   trusted_proxies: true,
   debug_header: true,
@@ -107,6 +112,13 @@ const ROUTER_KEYS: Record<string, boolean> = {
 const hostName: Check<string> = (v) => (typeof v === "string" && v.length > 0 && isKeySafe(v) ? v : undefined);
 const location: Check<string> = (v) =>
   typeof v === "string" && v.length > 1 && (v.charAt(0) === "@" || v.charAt(0) === "/") && isKeySafe(v) ? v : undefined;
+
+/**
+ * The name of an upstream {} block, as `proxy_pass http://$gray_upstream` takes it: a host name
+ * (letters, digits, '.', '-', '_'), so no value can smuggle a scheme, a path or a port into the URL.
+ */
+const upstreamName: Check<string> = (v) =>
+  typeof v === "string" && v.length > 0 && v.length <= 255 && alnumOr(v, ".-_") ? v : undefined;
 
 /** A Lua table with named keys, or with holes, is not a list: refuse it rather than guess. */
 function asList(value: unknown): unknown[] | undefined {
@@ -167,6 +179,10 @@ export function parseOptions(input: unknown): RouterOptions | string {
   if (stable === undefined) return invalid("stable_location", "a named location (@name) or a URI (/path)", raw.stable_location);
   const canary = raw.canary_location === undefined ? "@client_test" : location(raw.canary_location);
   if (canary === undefined) return invalid("canary_location", "a named location (@name) or a URI (/path)", raw.canary_location);
+  const stableUpstream = raw.stable_upstream === undefined ? "client" : upstreamName(raw.stable_upstream);
+  if (stableUpstream === undefined) return invalid("stable_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.stable_upstream);
+  const canaryUpstream = raw.canary_upstream === undefined ? "client_test" : upstreamName(raw.canary_upstream);
+  if (canaryUpstream === undefined) return invalid("canary_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.canary_upstream);
   const canaryValue = raw.canary_value === undefined ? "1" : raw.canary_value;
   if (typeof canaryValue !== "string" || canaryValue.length === 0) return invalid("canary_value", "a non-empty string", canaryValue);
   const debugHeader = raw.debug_header;
@@ -206,6 +222,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
     key_prefix: prefix,
     stable_location: stable,
     canary_location: canary,
+    stable_upstream: stableUpstream,
+    canary_upstream: canaryUpstream,
     canary_value: canaryValue,
     trusted_proxies: trusted,
     debug_header: debugHeader,

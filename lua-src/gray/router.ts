@@ -1,11 +1,16 @@
 /**
- * gray.router: sends each request to the canary or the stable location by rules read live
+ * gray.router: sends each request to the canary or the stable version by rules read live
  * from memcached (override, user id, IP flag, ranges, weight), and counts what it did.
+ * Two ways to hand the request on, the same decision behind both:
  *
  *   lua_shared_dict gray_cache 10m;
  *   init_by_lua_block { require("gray.router").configure({ memcached = { host = "127.0.0.1", port = 11211 } }) }
- *   location / { access_by_lua_block { require("gray.router").route() } }
  *   log_by_lua_block { require("gray.router").log() }
+ *   -- by variable: no internal redirect (new confs)
+ *   location / { set $gray_upstream ""; access_by_lua_block { require("gray.router").route_upstream() }
+ *                proxy_pass http://$gray_upstream; }
+ *   -- by ngx.exec to @client / @client_test (the original recipe's confs)
+ *   location / { access_by_lua_block { require("gray.router").route() } }
  *   location = /gray/status { content_by_lua_block { require("gray.router").status() } }
  */
 import { cast, typeof as ctypeOf } from "ffi";
@@ -44,6 +49,30 @@ let inFlightCount = 0;
 let logSeen = false;
 let counting = true;
 
+/** Where a route hands requests on: a location for route(), an upstream {} block for route_upstream(). */
+interface Target {
+  location: string;
+  upstream: string;
+}
+let stableTarget!: Target;
+let canaryTarget!: Target;
+
+/**
+ * The route's target. configure() gives the defaults; read through here, never as constants,
+ * so a live rules document can name others (a promote swaps them) without touching callers.
+ */
+function targetOf(canary: boolean): Target {
+  return canary ? canaryTarget : stableTarget;
+}
+
+/** Whether $gray_upstream can be written in this worker's conf: unknown until route_upstream() first tries. */
+const enum UpstreamVar {
+  Unknown,
+  Declared,
+  Missing,
+}
+let upstreamVar = UpstreamVar.Unknown;
+
 /** The nginx variable holding a request header: X-Gray-Override → http_x_gray_override. */
 function headerVar(name: string | undefined): string | undefined {
   return name === undefined ? undefined : "http_" + string.gsub(string.lower(name), "-", "_")[0];
@@ -58,6 +87,8 @@ function install(parsed: RouterOptions): void {
   userVar = headerVar(parsed.user_header);
   readCookies = parsed.override_cookie !== undefined || parsed.user_cookie !== undefined;
   ruleHeader = parsed.debug_header === undefined ? undefined : parsed.debug_header + "-Rule";
+  stableTarget = { location: parsed.stable_location, upstream: parsed.stable_upstream };
+  canaryTarget = { location: parsed.canary_location, upstream: parsed.canary_upstream };
   config = {
     key_prefix: parsed.key_prefix,
     canary_value: parsed.canary_value,
@@ -114,8 +145,8 @@ function remember(canary: boolean): void {
   inFlightCount++;
 }
 
-/** The access handler: decides, then ends the phase with an internal redirect to the chosen location. */
-export function route(): void {
+/** Decides the request's route, counts the rule, remembers the route for log() and sets the debug headers. */
+function decideRequest(): boolean {
   const remoteAddr = ngx_var.remote_addr!;
   const ip = options.trusted_proxies.length === 0
     ? remoteAddr
@@ -136,7 +167,35 @@ export function route(): void {
     ngx_header[header] = canary ? "canary" : "stable";
     ngx_header[ruleHeader!] = decision.rule;
   }
-  ngx_exec(canary ? options.canary_location : options.stable_location);
+  return canary;
+}
+
+/** The access handler of the ngx.exec pattern: decides, then ends the phase with an internal redirect to the route's location. */
+export function route(): void {
+  ngx_exec(targetOf(decideRequest()).location);
+}
+
+function writeUpstreamVar(this: void, name: string): void {
+  ngx_var.gray_upstream = name;
+}
+
+/**
+ * The access handler of the variable pattern: decides and names the route's upstream {} block in
+ * $gray_upstream, for `proxy_pass http://$gray_upstream` in the same location (no internal redirect).
+ */
+export function route_upstream(): void {
+  const name = targetOf(decideRequest()).upstream;
+  if (upstreamVar === UpstreamVar.Declared) {
+    ngx_var.gray_upstream = name;
+    return;
+  }
+  if (upstreamVar === UpstreamVar.Missing) return;
+  // nginx variables are declared per conf, not per location: one try tells for the worker's lifetime.
+  const [declared] = pcall(writeUpstreamVar, name);
+  upstreamVar = declared ? UpstreamVar.Declared : UpstreamVar.Missing;
+  if (!declared) {
+    ngx_log(ngx.ERR, 'gray.router: route_upstream() cannot set $gray_upstream, which this conf never declares: add set $gray_upstream ""; and proxy_pass http://$gray_upstream; to the location that calls it (requests go where the location sends them until then)');
+  }
 }
 
 /** The log handler: counts the request under its route (requests, 5xx, upstream time). */

@@ -2,11 +2,11 @@
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
  *                  [--parts main,growth,memory,profile,helpers] [--requests N]
  *
- * main: every variant once per round, interleaved, ratios to plain proxy_pass taken within each
- * round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
+ * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
+ * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
  * memory: a worker's RSS over N requests. profile: where a worker's time goes, sampled with perf
- * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed. Prints tables, writes the same as JSON under
- * bench/results/, and exits 1 if a target is missed.
+ * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed.
+ * Prints tables, writes the same as JSON under bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -22,7 +22,8 @@ import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
-import { type Bed, type Load, type Sample, type Target, interleave, median, ratios, startNginx, startVariant, table } from "./measure.ts";
+import { type Goal, compareVariants, fmt } from "./compare.ts";
+import { type Bed, type Load, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
@@ -44,18 +45,6 @@ const GROWTH_LOAD: Load = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: 
 const PARTS = new Set(values.parts!.split(","));
 const MEMORY_REQUESTS = Number(values.requests);
 
-/** TIME_WAIT sockets towards memcached: flat for a pooled client, growing for a connection per request. */
-function timeWaits(port: number): number {
-  const out = execSync(`ss -tan state time-wait '( dport = :${port} )' | tail -n +2 | wc -l`).toString();
-  return Number(out.trim());
-}
-
-function problems(log: string): number {
-  return log.split("\n").filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l)).length;
-}
-
-const fmt = (x: number, digits = 2) => x.toFixed(digits);
-
 function machine(runtime: Runtime): Record<string, unknown> {
   let nginx: string;
   try {
@@ -64,101 +53,6 @@ function machine(runtime: Runtime): Record<string, unknown> {
     nginx = "not on PATH";
   }
   return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), kernel: release(), node: process.version, nginx, runtime: runtime.name };
-}
-
-interface Goal {
-  name: string;
-  value: number;
-  met: boolean;
-}
-
-async function mainPart(bed: Bed, memcached: MemcachedServer, flags: FlagStore) {
-  const started: (Target & { logOffset: number })[] = [];
-  try {
-    for (const variant of VARIANTS) {
-      const nginx = await startVariant(bed, variant.http);
-      started.push({ name: variant.name, nginx, script: variant.wrkScript, logOffset: 0 });
-    }
-    // A variant driven by a script is compared with plain proxy_pass driven by the same script, so
-    // the two differ only in what routes the request, not in what the client sends.
-    const plainNginx = started.find((t) => t.name === "plain")!.nginx;
-    const baselineOf = (v: Variant) => (v.wrkScript === undefined ? "plain" : `plain·${v.name}`);
-    const baselines = VARIANTS.filter((v) => v.wrkScript !== undefined).map((v) => ({ name: baselineOf(v), nginx: plainNginx, script: v.wrkScript, logOffset: 0 }));
-    const measured = [...started, ...baselines];
-    for (const v of VARIANTS) for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
-    // Warm-up: pools, caches and LuaJIT traces; error.log is judged from here on.
-    await interleave(measured, { ...LOAD, rounds: 1, seconds: 1 });
-    for (const s of started) s.logOffset = s.nginx.errorLog().length;
-
-    const timeWait = new Map<string, number>();
-    const samples = await interleave(measured, LOAD, async (t, run) => {
-      const before = timeWaits(memcached.port);
-      const s = await run();
-      timeWait.set(t.name, Math.max(timeWait.get(t.name) ?? 0, timeWaits(memcached.port) - before));
-      return s;
-    });
-    const described = [
-      ...VARIANTS.map((v) => ({ name: v.name, about: v.about, baseline: baselineOf(v), nginx: started.find((x) => x.name === v.name)! })),
-      ...baselines.map((b) => ({ name: b.name, about: `plain proxy_pass with ${b.name.slice("plain·".length)}'s requests: its ratio is taken against this`, baseline: "plain", nginx: undefined })),
-    ];
-    const rows = described.map((d) => {
-      const rs: Sample[] = samples.get(d.name)!;
-      const r = ratios(rs, samples.get(d.baseline)!);
-      return {
-        variant: d.name,
-        about: d.about,
-        baseline: d.baseline,
-        rps: { min: Math.min(...rs.map((x) => x.rps)), median: median(rs.map((x) => x.rps)), max: Math.max(...rs.map((x) => x.rps)) },
-        ratio: { min: Math.min(...r), median: median(r), max: Math.max(...r) },
-        cpu_us_per_request: median(rs.map((x) => x.cpuUs)),
-        p50_ms: median(rs.map((x) => x.p50Ms)),
-        p99_ms: median(rs.map((x) => x.p99Ms)),
-        errors: rs.reduce((n, x) => n + x.errors, 0),
-        log_lines: d.nginx === undefined ? 0 : problems(d.nginx.nginx.errorLog().slice(d.nginx.logOffset)),
-        memcached_time_wait: timeWait.get(d.name) ?? 0,
-      };
-    });
-    const row = (name: string) => rows.find((r) => r.variant === name)!;
-    const routers = ["cached", "miss", "rules"].map(row);
-    const target = (name: string, value: number, met: boolean): Goal => ({ name, value, met });
-    const cachedRatio = row("cached").ratio.median;
-    const missRatio = row("miss").ratio.median;
-    const overSeed = row("cached").rps.median / row("seed").rps.median;
-    const addedP99 = row("cached").p99_ms - row("plain").p99_ms;
-    const logLines = routers.reduce((n, r) => n + r.log_lines, 0);
-    const timeWaitGrowth = Math.max(...routers.map((r) => r.memcached_time_wait));
-    const targets = [
-      target("cached path >= 0.93 x plain proxy_pass", cachedRatio, cachedRatio >= 0.93),
-      target("cache-miss path >= 0.6 x plain proxy_pass", missRatio, missRatio >= 0.6),
-      target("router (cached) >= 3 x the seed's script", overSeed, overSeed >= 3),
-      target("p99 added over plain <= 0.3 ms (cached)", addedP99, addedP99 <= 0.3),
-      target("error.log silent (router variants)", logLines, logLines === 0),
-      target("memcached TIME_WAIT flat (router variants)", timeWaitGrowth, timeWaitGrowth < 50),
-    ];
-    console.log(`\n${LOAD.rounds} rounds x ${LOAD.seconds} s, wrk -t1 -c${LOAD.connections}, 1 nginx worker per variant, ${bed.runtime.name} runtime\n`);
-    console.log(
-      table(
-        ["variant", "req/s (median)", "min..max", "ratio to its plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms", "errors", "log warn+", "mc TIME_WAIT"],
-        rows.map((r) => [
-          r.variant,
-          fmt(r.rps.median, 0),
-          `${fmt(r.rps.min, 0)}..${fmt(r.rps.max, 0)}`,
-          `${fmt(r.ratio.min)} / ${fmt(r.ratio.median)} / ${fmt(r.ratio.max)}`,
-          fmt(r.cpu_us_per_request, 1),
-          fmt(r.p50_ms),
-          fmt(r.p99_ms),
-          `${r.errors}`,
-          `${r.log_lines}`,
-          `${r.memcached_time_wait}`,
-        ]),
-      ),
-    );
-    console.log("");
-    for (const r of rows) console.log(`${r.variant}: ${r.about}`);
-    return { rows, targets };
-  } finally {
-    for (const s of started) await s.nginx.stop();
-  }
 }
 
 /** Runs `use` on the variant's own nginx, with the memcached keys it needs, then stops it. */
@@ -185,7 +79,7 @@ async function main(): Promise<number> {
   const targets: Goal[] = [];
   try {
     if (PARTS.has("main")) {
-      const main = await mainPart(bed, memcached, flags);
+      const main = await compareVariants(bed, LOAD, memcached, flags);
       result.rows = main.rows;
       targets.push(...main.targets);
     }
@@ -224,7 +118,7 @@ async function main(): Promise<number> {
         console.log("\nProfile: perf is not installed (apt-get install linux-perf), so no profile");
       } else {
         const profiles: Profile[] = [];
-        for (const v of VARIANTS.filter((x) => ["plain", "floor", "cached", "uncounted", "rules"].includes(x.name))) {
+        for (const v of VARIANTS.filter((x) => ["plain", "floor", "cached", "floor-var", "cached-var", "uncounted", "rules"].includes(x.name))) {
           profiles.push(await withVariant(bed, flags, v, (nginx) => profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript)));
         }
         const plainKernel = profiles[0]!.kernel;
