@@ -22,7 +22,9 @@ describe("status rendering (the same code, as JavaScript)", () => {
     const status: Status = {
       routes: { stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 }, canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 } },
       rules: { override: 0, user: 0, ip: 2, range: 0, weight: 0, none: 1 },
-      store: { hits: 1, misses: 2, errors: 0, fallbacks: 0 },
+      store: { hits: 1, misses: 2, fallbacks: 0 },
+      store_errors: { lookup: 3, refresh: 1 },
+      cache_evictions: 4,
       weight: 12.5,
       ranges: 1,
       cache_dict: "gray_cache",
@@ -30,7 +32,12 @@ describe("status rendering (the same code, as JavaScript)", () => {
       config: { key_prefix: 'a"b\\c', canary_value: "\u0001", ranges: ["10.0.0.0/8"], weight: 0, user_header: "X-User" },
     };
     expect(JSON.parse(statusJson(status))).toEqual(status);
-    expect(statusPrometheus(status)).toContain('gray_requests_total{route="canary"} 2\n');
+    const prometheus = statusPrometheus(status);
+    expect(prometheus).toContain('gray_requests_total{route="canary"} 2\n');
+    // Lookups are a partition (no failure counted among them twice); failures have their own counter.
+    expect(prometheus).toContain('gray_store_lookups_total{result="hits"} 1\ngray_store_lookups_total{result="misses"} 2\ngray_store_lookups_total{result="fallbacks"} 0\n');
+    expect(prometheus).toContain('gray_store_errors_total{operation="lookup"} 3\ngray_store_errors_total{operation="refresh"} 1\n');
+    expect(prometheus).toContain("gray_cache_evictions_total 4\n");
   });
 });
 
@@ -57,6 +64,9 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       expect(s.rules.ip).toBe(4);
       expect(s.rules.none).toBe(5);
       expect(s.store.misses).toBeGreaterThanOrEqual(2);
+      // Each decision here took one flag lookup (no user rule, weight 0): lookups add up to decisions.
+      expect(s.store.hits + s.store.misses + s.store.fallbacks).toBe(9);
+      expect(s.store_errors).toEqual({ lookup: 0, refresh: 0 });
       expect(s.cache_dict).toBe("gray_cache");
       expect(s.config.canary_value).toBe("1");
     });

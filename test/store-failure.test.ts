@@ -1,10 +1,12 @@
 /** The store failing: stopped, paused, back again. Users never get an error: cached clients keep their route, the rest get stable. */
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
 import { RouterStack } from "../harness/stack.ts";
+import { fetchStatus } from "../node-src/cli/status.ts";
 import { PATTERNS } from "../node-src/nginx-conf.ts";
 import { expectRateLimitedWarnings, routeOf, testRuntime, untilRoute } from "./support.ts";
 
@@ -64,6 +66,17 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       await memcached.startAgain();
       await flags.set("127.0.0.51");
       expect(await untilRoute(router.url, "127.0.0.51", "canary", 1000)).toBeLessThan(1000);
+    });
+
+    it("counts each lookup once, and the failures apart from them", async () => {
+      await sleep(1100); // counters reach the dict once a second
+      const s = await fetchStatus(router.statusUrl);
+      // Weight 0, no ranges, no user rule: every decision took exactly one flag lookup.
+      const decisions = Object.values(s.rules).reduce((a, b) => a + b, 0);
+      expect(s.store.hits + s.store.misses + s.store.fallbacks).toBe(decisions);
+      expect(s.store.fallbacks).toBeGreaterThan(0);
+      expect(s.store_errors.lookup).toBeGreaterThan(0);
+      expect(s.store_errors.lookup).toBeLessThanOrEqual(s.store.fallbacks);
     });
 
     it("logs the failures as rate-limited warnings, not errors per request", () => {

@@ -5,7 +5,16 @@
  */
 import type { Rule } from "./rules.ts";
 import { RULES } from "./rules.ts";
-import { ROUTES, ROUTE_FIELDS, type RouteCounts, type RouteName, STORE_FIELDS, type StoreCounts } from "./status.ts";
+import {
+  ROUTES,
+  ROUTE_FIELDS,
+  type RouteCounts,
+  type RouteName,
+  STORE_ERROR_FIELDS,
+  STORE_FIELDS,
+  type StoreCounts,
+  type StoreErrorCounts,
+} from "./status.ts";
 
 const FLUSH_INTERVAL_S = 1;
 
@@ -28,6 +37,9 @@ export const RULE_COUNTER = {} as Record<Rule, number>;
 for (const rule of RULES) RULE_COUNTER[rule] = slot("rule", rule);
 export const STORE_COUNTER = {} as Record<keyof StoreCounts, number>;
 for (const field of STORE_FIELDS) STORE_COUNTER[field] = slot("store", field);
+export const STORE_ERROR_COUNTER = {} as Record<keyof StoreErrorCounts, number>;
+for (const field of STORE_ERROR_FIELDS) STORE_ERROR_COUNTER[field] = slot("store_error", field);
+export const EVICTION_COUNTER = slot("cache", "evictions");
 
 let dict: SharedDict | undefined;
 /** This worker's counts not yet in the dict, by slot. */
@@ -71,7 +83,13 @@ function read(counter: number): number {
 }
 
 /** Totals over all workers: this worker's are flushed first, the others' are at most a second old. */
-export function totals(): { routes: Record<RouteName, RouteCounts>; rules: Record<Rule, number>; store: StoreCounts } {
+export function totals(): {
+  routes: Record<RouteName, RouteCounts>;
+  rules: Record<Rule, number>;
+  store: StoreCounts;
+  store_errors: StoreErrorCounts;
+  cache_evictions: number;
+} {
   flush();
   const routes = {} as Record<RouteName, RouteCounts>;
   for (const route of ROUTES) {
@@ -83,5 +101,7 @@ export function totals(): { routes: Record<RouteName, RouteCounts>; rules: Recor
   for (const rule of RULES) rules[rule] = read(RULE_COUNTER[rule]);
   const store = {} as StoreCounts;
   for (const field of STORE_FIELDS) store[field] = read(STORE_COUNTER[field]);
-  return { routes, rules, store };
+  const storeErrors = {} as StoreErrorCounts;
+  for (const field of STORE_ERROR_FIELDS) storeErrors[field] = read(STORE_ERROR_COUNTER[field]);
+  return { routes, rules, store, store_errors: storeErrors, cache_evictions: read(EVICTION_COUNTER) };
 }

@@ -6,7 +6,8 @@
  * When memcached fails, lookups answer from stale cache entries where there are any, else as
  * absent (stable), and the worker leaves the store alone for a moment.
  */
-import { STORE_COUNTER, count } from "./counters.ts";
+import { EVICTION_COUNTER, STORE_COUNTER, STORE_ERROR_COUNTER, count } from "./counters.ts";
+import type { StoreErrorCounts } from "./status.ts";
 import type { RouterOptions } from "./options.ts";
 import { type Globals, type Lookups, RANGES_KEY, WEIGHT_KEY, liveRanges, liveWeight } from "./rules.ts";
 import { fetchFlag, fetchMany } from "./store.ts";
@@ -49,9 +50,9 @@ export function installLookups(parsed: RouterOptions, zone: SharedDict | undefin
   globalsDueAt = 0;
 }
 
-function storeFailed(reason: string, now: number): void {
+function storeFailed(operation: keyof StoreErrorCounts, reason: string, now: number): void {
   storeRetryAt = now + STORE_RETRY_S;
-  count(STORE_COUNTER.errors, 1);
+  count(STORE_ERROR_COUNTER[operation], 1);
   if (now < nextWarnAt) return;
   nextWarnAt = now + WARN_INTERVAL_S;
   const mc = options.memcached;
@@ -89,12 +90,15 @@ function flag(key: string): string | undefined {
   if (resting(now)) return staleFlag(key);
   const [value, failure] = fetchFlag(options.memcached, connectOptions, key);
   if (failure !== undefined) {
-    storeFailed(failure, now);
+    storeFailed("lookup", failure, now);
     return staleFlag(key);
   }
   count(STORE_COUNTER.misses, 1);
   // false marks "absent" (negative caching); a full zone evicts its least recently used entries.
-  if (dict !== undefined) dict.set(key, value ?? false, ttl);
+  if (dict !== undefined) {
+    const [, , forcible] = dict.set(key, value ?? false, ttl);
+    if (forcible) count(EVICTION_COUNTER, 1);
+  }
   return value;
 }
 
@@ -106,7 +110,7 @@ function currentGlobals(): Globals {
   const [values, failure] = fetchMany(options.memcached, connectOptions, globalKeys);
   refreshing = false;
   if (values === undefined) {
-    storeFailed(failure!, now);
+    storeFailed("refresh", failure!, now);
     return globals;
   }
   globalsDueAt = now + ttl;

@@ -47,6 +47,8 @@ let inFlight = new LuaTable<number, boolean>();
 let inFlightCount = 0;
 /** log() has run in this worker; until it has, a full in-flight table means it never will. */
 let logSeen = false;
+/** Requests routed in this worker before log() first ran. */
+let unlogged = 0;
 let counting = true;
 
 /** Where a route hands requests on: a location for route(), an upstream {} block for route_upstream(). */
@@ -126,26 +128,52 @@ function requestKey(): number | undefined {
   return request === undefined ? undefined : tonumber(cast(UINTPTR, request));
 }
 
+/**
+ * Counts requests routed before log() first runs in this worker. Past MAX_IN_FLIGHT the conf has
+ * no log_by_lua line: route counting stops, with one warning, and nothing more is remembered.
+ */
+function logMissing(): boolean {
+  if (logSeen) return false;
+  unlogged++;
+  if (unlogged < MAX_IN_FLIGHT) return false;
+  counting = false;
+  inFlight = new LuaTable();
+  inFlightCount = 0;
+  ngx_log(ngx.WARN, "gray.router: log() never ran in this worker after ", MAX_IN_FLIGHT, " routed requests, so route counters are off; add log_by_lua_block { require(\"gray.router\").log() } to the server to count them");
+  return true;
+}
+
+/** For the exec pattern: the route, kept for log() by request (ngx.ctx does not survive ngx.exec). */
 function remember(canary: boolean): void {
   // No counters without the dict, or without log(): nothing to remember for it.
-  if (dict === undefined || !counting) return;
+  if (dict === undefined || !counting || logMissing()) return;
   const request = requestKey();
   if (request === undefined) return;
   if (inFlightCount >= MAX_IN_FLIGHT) {
     inFlight = new LuaTable();
     inFlightCount = 0;
-    if (!logSeen) {
-      counting = false;
-      ngx_log(ngx.WARN, "gray.router: log() never ran in this worker after ", MAX_IN_FLIGHT, " routed requests, so route counters are off; add log_by_lua_block { require(\"gray.router\").log() } to the server to count them");
-      return;
-    }
     ngx_log(ngx.WARN, "gray.router: ", MAX_IN_FLIGHT, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
   }
   inFlight.set(request, canary);
   inFlightCount++;
 }
 
-/** Decides the request's route, counts the rule, remembers the route for log() and sets the debug headers. */
+/** The route log() counts a request under: from $gray_upstream when route_upstream() set it, else from what route() remembered. */
+function loggedRoute(): boolean | undefined {
+  if (upstreamVar === UpstreamVar.Declared) {
+    const upstream = ngx_var.gray_upstream;
+    if (upstream !== undefined && upstream !== "") return upstream === canaryTarget.upstream;
+  }
+  const request = requestKey();
+  if (request === undefined) return undefined;
+  const canary = inFlight.get(request);
+  if (canary === undefined) return undefined;
+  inFlight.delete(request);
+  inFlightCount--;
+  return canary;
+}
+
+/** Decides the request's route, counts the rule and sets the debug headers. */
 function decideRequest(): boolean {
   const remoteAddr = ngx_var.remote_addr!;
   const ip = options.trusted_proxies.length === 0
@@ -161,7 +189,6 @@ function decideRequest(): boolean {
   );
   const canary = decision.canary;
   count(RULE_COUNTER[decision.rule], 1);
-  remember(canary);
   const header = options.debug_header;
   if (header !== undefined) {
     ngx_header[header] = canary ? "canary" : "stable";
@@ -172,7 +199,9 @@ function decideRequest(): boolean {
 
 /** The access handler of the ngx.exec pattern: decides, then ends the phase with an internal redirect to the route's location. */
 export function route(): void {
-  ngx_exec(targetOf(decideRequest()).location);
+  const canary = decideRequest();
+  remember(canary);
+  ngx_exec(targetOf(canary).location);
 }
 
 function writeUpstreamVar(this: void, name: string): void {
@@ -186,7 +215,9 @@ function writeUpstreamVar(this: void, name: string): void {
 export function route_upstream(): void {
   const name = targetOf(decideRequest()).upstream;
   if (upstreamVar === UpstreamVar.Declared) {
+    // log() reads the route back from the variable: nothing to remember per request.
     ngx_var.gray_upstream = name;
+    if (!logSeen && dict !== undefined && counting) logMissing();
     return;
   }
   if (upstreamVar === UpstreamVar.Missing) return;
@@ -201,12 +232,8 @@ export function route_upstream(): void {
 /** The log handler: counts the request under its route (requests, 5xx, upstream time). */
 export function log(): void {
   logSeen = true;
-  const request = requestKey();
-  if (request === undefined) return;
-  const canary = inFlight.get(request);
+  const canary = loggedRoute();
   if (canary === undefined) return;
-  inFlight.delete(request);
-  inFlightCount--;
   const counters = canary ? ROUTE_COUNTER.canary : ROUTE_COUNTER.stable;
   count(counters.requests, 1);
   if (ngx.status >= 500) count(counters.responses_5xx, 1);

@@ -15,15 +15,20 @@ export interface RouteCounts {
   upstream_seconds: number;
 }
 
+/** Per-client flag lookups, each counted once by how it was answered: the three add up to all lookups. */
 export interface StoreCounts {
-  /** Lookups answered from the shared-dict cache. */
+  /** Answered from the shared-dict cache. */
   hits: number;
-  /** Lookups that went to memcached. */
+  /** Answered by memcached. */
   misses: number;
-  /** memcached failures (connect, timeout, bad reply). */
-  errors: number;
-  /** Lookups answered without memcached because it failed: from a stale cache entry, else as absent. */
+  /** Answered without memcached because it failed or is being rested: from a stale cache entry, else as absent. */
   fallbacks: number;
+}
+
+/** memcached failures (connect, timeout, bad reply), by what was being done: a flag lookup, or the weight and ranges refresh. */
+export interface StoreErrorCounts {
+  lookup: number;
+  refresh: number;
 }
 
 /** The rule options as configured, in the form configure() takes them (so `gray explain` can use them). */
@@ -42,6 +47,9 @@ export interface Status {
   routes: Record<RouteName, RouteCounts>;
   rules: Record<Rule, number>;
   store: StoreCounts;
+  store_errors: StoreErrorCounts;
+  /** Entries the full cache dict evicted to make room for a lookup's result (set()'s forcible). */
+  cache_evictions: number;
   /** The weight and the number of ranges in force now (configuration plus memcached). */
   weight: number;
   ranges: number;
@@ -51,7 +59,8 @@ export interface Status {
   config: RuleConfig;
 }
 
-export const STORE_FIELDS: (keyof StoreCounts)[] = ["hits", "misses", "errors", "fallbacks"];
+export const STORE_FIELDS: (keyof StoreCounts)[] = ["hits", "misses", "fallbacks"];
+export const STORE_ERROR_FIELDS: (keyof StoreErrorCounts)[] = ["lookup", "refresh"];
 export const ROUTE_FIELDS: (keyof RouteCounts)[] = ["requests", "responses_5xx", "upstream_seconds"];
 
 /** Sum of the times in $upstream_response_time ("0.004", "0.001, 0.003", "0.002 : 0.001", "-"). */
@@ -110,6 +119,8 @@ export function statusJson(s: Status): string {
     ["routes", jsonObject(ROUTES.map((r) => [r, jsonCounts(s.routes[r], ROUTE_FIELDS)]))],
     ["rules", jsonCounts(s.rules, RULES)],
     ["store", jsonCounts(s.store, STORE_FIELDS)],
+    ["store_errors", jsonCounts(s.store_errors, STORE_ERROR_FIELDS)],
+    ["cache_evictions", `${s.cache_evictions}`],
     ["weight", `${s.weight}`],
     ["ranges", `${s.ranges}`],
     ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
@@ -130,7 +141,9 @@ export function statusPrometheus(s: Status): string {
   metric(lines, "gray_responses_5xx_total", "counter", "Responses with a 5xx status, by route.", byRoute("responses_5xx"));
   metric(lines, "gray_upstream_seconds_total", "counter", "Sum of upstream response times, by route.", byRoute("upstream_seconds"));
   metric(lines, "gray_decisions_total", "counter", "Routing decisions, by the rule that decided.", RULES.map((r) => [`{rule="${r}"}`, `${s.rules[r]}`]));
-  metric(lines, "gray_store_lookups_total", "counter", "Flag lookups, by how they were answered.", STORE_FIELDS.map((f) => [`{result="${f}"}`, `${s.store[f]}`]));
+  metric(lines, "gray_store_lookups_total", "counter", "Flag lookups, each counted once by how it was answered.", STORE_FIELDS.map((f) => [`{result="${f}"}`, `${s.store[f]}`]));
+  metric(lines, "gray_store_errors_total", "counter", "memcached failures, by operation (lookup, refresh of weight and ranges).", STORE_ERROR_FIELDS.map((f) => [`{operation="${f}"}`, `${s.store_errors[f]}`]));
+  metric(lines, "gray_cache_evictions_total", "counter", "Entries the full cache dict evicted to store a lookup.", [["", `${s.cache_evictions}`]]);
   metric(lines, "gray_weight_percent", "gauge", "The canary weight in force.", [["", `${s.weight}`]]);
   metric(lines, "gray_ranges", "gauge", "Canary ranges in force (configured plus memcached).", [["", `${s.ranges}`]]);
   return lines.join("\n") + "\n";

@@ -47,7 +47,12 @@ export function renderStatus(s: Status): string {
     ["cache hits", `${s.store.hits}`, percent(s.store.hits, lookups)],
     ["memcached", `${s.store.misses}`, percent(s.store.misses, lookups)],
     ["fallbacks", `${s.store.fallbacks}`, percent(s.store.fallbacks, lookups)],
-    ["errors", `${s.store.errors}`, ""],
+  ];
+  const errorRows = [
+    ["store errors", "count"],
+    ["lookup", `${s.store_errors.lookup}`],
+    ["refresh", `${s.store_errors.refresh}`],
+    ["cache evictions", `${s.cache_evictions}`],
   ];
   return [
     `weight ${s.weight} %, ${s.ranges} range(s), memcached ${s.memcached}, cache ${s.cache_dict === false ? "off" : s.cache_dict}`,
@@ -57,6 +62,8 @@ export function renderStatus(s: Status): string {
     ...table(ruleRows),
     "",
     ...table(storeRows),
+    "",
+    ...table(errorRows),
     "",
   ].join("\n");
 }
