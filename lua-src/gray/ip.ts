@@ -224,13 +224,8 @@ export function anyCidrContains(cidrs: Cidr[], addr: Address): boolean {
 }
 
 function hex16(value: number): string {
-  let out = "";
-  let v = value;
-  do {
-    out = HEX_DIGITS[v % 16]! + out;
-    v = Math.floor(v / 16);
-  } while (v > 0);
-  return out;
+  const digit = HEX_DIGITS[value % 16]!;
+  return value < 16 ? digit : hex16(Math.floor(value / 16)) + digit;
 }
 
 function formatIpv4(hi: number, lo: number): string {
@@ -300,10 +295,9 @@ export function forwardedAddress(peer: Address, list: string, trusted: Cidr[]): 
   let addr = peer;
   let found = false;
   let end = list.length;
-  let p: number;
-  do {
+  for (;;) {
     if (!anyCidrContains(trusted, addr) || end <= 0) return found ? addr : undefined;
-    p = end - 1;
+    let p = end - 1;
     while (p > 0) {
       const c = list.charCodeAt(p);
       if (c !== SPACE && c !== COMMA) break;
@@ -322,7 +316,7 @@ export function forwardedAddress(peer: Address, list: string, trusted: Cidr[]): 
     if (hop === undefined) return found ? addr : undefined;
     addr = hop;
     found = true;
+    if (p <= 0) return addr;
     end = p - 1;
-  } while (p > 0);
-  return addr;
+  }
 }
