@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive, readPid } from "../node-src/nginx-master.ts";
+import { isAlive, readPid, reloadVerdict } from "../node-src/nginx-master.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
 export interface ReloadResult {
@@ -127,14 +127,11 @@ export class NginxServer {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const log = readFileSync(this.errorLogPath).subarray(before.length).toString("utf8");
-      // Only the master's lines count: a worker's error about some request is no verdict.
-      const master = /\] (\d+)#\d+: reconfiguring/.exec(log)?.[1];
-      if (master !== undefined) {
-        if (new RegExp(`\\[(emerg|alert|crit|error)\\] ${master}#`).test(log)) return { ok: false, log };
-        const started = new RegExp(`\\] ${master}#\\d+: start worker process`).test(log);
-        const live = liveWorkers(before.toString("utf8") + log);
-        if (started && [...oldWorkers].every((pid) => !live.has(pid))) return { ok: true, log };
-      }
+      const verdict = reloadVerdict(log);
+      if (verdict === "refused") return { ok: false, log };
+      // Taken, and every old worker gone: a new connection meets the new config.
+      const live = liveWorkers(before.toString("utf8") + log);
+      if (verdict === "taken" && [...oldWorkers].every((pid) => !live.has(pid))) return { ok: true, log };
       await sleep(20);
     }
     throw new Error(`no verdict on the reload within ${timeoutMs} ms`);
