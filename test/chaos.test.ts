@@ -15,7 +15,7 @@ import {
   WORKERS,
   missedBars,
   renderChaosTable,
-  runCase,
+  runChaosCase,
 } from "../harness/chaos.ts";
 import { testRuntime } from "./support.ts";
 
@@ -38,7 +38,7 @@ for (const dictSize of dictSizes) {
 
     for (const chaos of CHAOS_CASES.filter((c) => c.dictSize === dictSize)) {
       it(chaos.name, { timeout: 60_000 }, async () => {
-        const result = await runCase(bed, chaos, SECONDS);
+        const result = await runChaosCase(bed, chaos, SECONDS);
         results.push(result);
         console.log(`${chaos.name}: ${result.evidence}; recovery ${result.recoveryMs?.toFixed(0)} ms; ${JSON.stringify(result.summary)}`);
         // Enough traffic through the fault to mean something.
