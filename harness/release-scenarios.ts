@@ -238,6 +238,6 @@ const COLUMNS: Column<Row>[] = [
 ];
 
 /** The README's table: one row per scenario and runtime. */
-export function renderTable(rows: Row[]): string {
+export function renderReleaseTable(rows: Row[]): string {
   return markdownTable(COLUMNS, rows);
 }

@@ -1,11 +1,11 @@
 /** configure(): every bad option stops nginx from starting, named; a reload with one is refused. */
 import { describe, expect, it } from "vitest";
 import { closeAgents } from "../harness/http.ts";
-import { RouterStack, type RouterOptions } from "../harness/stack.ts";
+import { type ConfigureTable, RouterStack } from "../harness/stack.ts";
 import { parseOptions } from "../lua-src/gray/options.ts";
 import { expectCleanLog, routeOf, sharedMemcached, testRuntime, useRouter } from "./support.ts";
 
-const BAD: { options: RouterOptions; names: string }[] = [
+const BAD: { options: ConfigureTable; names: string }[] = [
   { options: { bogus: 1 }, names: "unknown option bogus" },
   { options: { memcached: { prot: 11211 } }, names: "unknown option memcached.prot" },
   { options: { memcached: { port: 70000 } }, names: "memcached.port" },

@@ -4,7 +4,7 @@
  * 0 failed, 0 non-2xx, and each step served the version it should (the scenario checks that).
  */
 import { describe, expect, it } from "vitest";
-import { type ScenarioResult, SCENARIOS, renderTable } from "../harness/release-scenarios.ts";
+import { type ScenarioResult, SCENARIOS, renderReleaseTable } from "../harness/release-scenarios.ts";
 import { testRuntime } from "./support.ts";
 
 /** Seconds of load per scenario: short in CI. */
@@ -27,7 +27,7 @@ describe("zero-downtime release under load", () => {
 
   it("prints the table", async () => {
     const runtime = (await testRuntime()).name;
-    console.log(renderTable(results.map((result) => ({ runtime, result }))));
+    console.log(renderReleaseTable(results.map((result) => ({ runtime, result }))));
     expect(results).toHaveLength(SCENARIOS.length);
   });
 });
