@@ -4,6 +4,7 @@
  * delays replies for the slow case and swaps in a garbage-answering fake for the garbage case.
  */
 import { FlagStore } from "../flags.ts";
+import { get } from "../http.ts";
 import { Load, loopbackClients } from "../load.ts";
 import { MemcachedServer } from "../memcached.ts";
 import { anonRssKib, workersOf } from "../proc.ts";
@@ -17,7 +18,7 @@ export const WORKERS = 2;
 /** memcached.pool_size (its default): idle connections kept per worker. */
 export const POOL_SIZE = 32;
 /** Cached lookups expire quickly, so a recovered store is asked again soon (and a negative entry is short-lived). */
-export const CACHE_TTL_MS = 200;
+const CACHE_TTL_MS = 200;
 /** memcached -m: the smallest it takes with its default 1 MB item size limit (-m 1 is refused). */
 export const TINY_MEMCACHED_MB = 2;
 /** The load: clients on distinct 127.103.0.x addresses with keep-alive; the odd ones are flagged canary. */
@@ -80,6 +81,18 @@ export class ChaosBed {
 
   private probesSoFar(): string[] {
     return Array.from({ length: this.nextProbe - 1 }, (_, i) => `127.104.0.${i + 1}`);
+  }
+
+  /**
+   * Forcible evictions the router saw when writing its cache dict: `cache_evictions` in its
+   * /gray/status JSON, read as sent. A router that does not report it reads 0, so the dict
+   * case then fails instead of passing unseen.
+   */
+  async cacheEvictions(): Promise<number> {
+    const reply = await get(this.router.statusUrl);
+    if (reply.status !== 200) throw new Error(`/gray/status answered ${reply.status}: ${reply.body}`);
+    const { cache_evictions: evictions } = JSON.parse(reply.body) as { cache_evictions?: unknown };
+    return typeof evictions === "number" ? evictions : 0;
   }
 
   rssKib(): number {
