@@ -5,7 +5,7 @@
  * load on each runtime and prints the README's table. Exits 1 when a scenario misses its bar
  * (a failed or non-2xx request) or a step served the wrong version.
  */
-import { CLIENTS, type ScenarioResult, SCENARIOS, renderTable } from "../harness/release-scenarios.ts";
+import { CLIENTS, type ScenarioResult, SCENARIOS, renderReleaseTable } from "../harness/release-scenarios.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { tableArgs } from "./table-args.ts";
 
@@ -28,7 +28,7 @@ for (const name of runtimes) {
   }
 }
 console.log(`${seconds} s of load per scenario, ${CLIENTS} clients (distinct 127.101.0.x source addresses, keep-alive)\n`);
-console.log(renderTable(rows));
+console.log(renderReleaseTable(rows));
 if (problems.length > 0) {
   console.log(`\nmissed the bar:\n${problems.join("\n")}`);
   process.exit(1);

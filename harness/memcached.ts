@@ -2,7 +2,8 @@
 import { freePort } from "./net.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
-export interface MemcachedOptions {
+/** How the test server is started (the router's own memcached settings are MemcachedOptions in lua-src/gray/options.ts). */
+export interface MemcachedServerOptions {
   port?: number;
   memoryMb?: number;
 }
@@ -17,7 +18,7 @@ export class MemcachedServer {
     private readonly memoryMb: number,
   ) {}
 
-  static async start(runtime: Runtime, options: MemcachedOptions = {}): Promise<MemcachedServer> {
+  static async start(runtime: Runtime, options: MemcachedServerOptions = {}): Promise<MemcachedServer> {
     const server = new MemcachedServer(runtime, options.port ?? (await freePort()), options.memoryMb ?? 64);
     await server.startAgain();
     return server;

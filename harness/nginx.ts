@@ -28,6 +28,11 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Lines of error.log that a healthy router never writes: error level or worse, and writes to Lua globals. */
+export function logProblems(log: string): string[] {
+  return log.split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l) || /writing a global Lua variable/.test(l));
+}
+
 /** Worker pids that error.log shows started and not exited since (host pids on both runtimes). */
 export function liveWorkers(log: string): Set<number> {
   const live = new Set<number>();

@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { BinaryUpgrade } from "../node-src/nginx-master.ts";
+import { parseOptions } from "../lua-src/gray/options.ts";
 import { WEIGHT_KEY } from "../lua-src/gray/rules.ts";
 import { FlagStore } from "./flags.ts";
 import { Load, type LoadOptions, type LoadSummary, loopbackClients } from "./load.ts";
@@ -14,6 +15,7 @@ import { MemcachedServer } from "./memcached.ts";
 import type { Runtime } from "./runtime.ts";
 import { type Column, markdownTable } from "./table.ts";
 import { AppCopy, FAILOVER_PROXY, RouterStack, type RouterStackOptions } from "./stack.ts";
+import { canaryByWeight } from "./weight-split.ts";
 
 export interface ScenarioResult {
   name: string;
@@ -30,6 +32,7 @@ export interface Scenario {
 
 /** Concurrent clients, each its own source address (127.101.0.x) and keep-alive connection. */
 export const CLIENTS = 32;
+const LOAD_CLIENTS = loopbackClients(CLIENTS, 101);
 
 /** A router option that makes changes in memcached route within a few hundred ms. */
 const CACHE_TTL_MS = 200;
@@ -52,7 +55,7 @@ class Steps {
   ) {
     this.dwellMs = Math.max(300, (seconds * 1000) / steps);
     // The time budget outlasts the steps (their actions and settling included); the scenario stops the load when they are done.
-    this.load = Load.start({ url, sources: loopbackClients(CLIENTS, 101), durationMs: 2 * steps * this.dwellMs + 60_000, label });
+    this.load = Load.start({ url, sources: LOAD_CLIENTS, durationMs: 2 * steps * this.dwellMs + 60_000, label });
   }
 
   /**
@@ -115,10 +118,14 @@ const weightRamp: Scenario = {
   run: (runtime, seconds) =>
     withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, _memcached, flags) => {
       const weights = [0, 1, 10, 50, 100];
+      const options = parseOptions({});
+      if (typeof options === "string") throw new Error(options);
       const steps = new Steps(router.url, seconds, weights.length);
       for (const w of weights) {
-        const want = w === 0 ? { served: ["stable"] } : w === 100 ? { served: ["canary"] } : w === 50 ? { served: ["stable", "canary"] } : { served: ["stable"], mayServe: ["canary"] };
-        await steps.step(`weight ${w}`, () => flags.set(WEIGHT_KEY, `${w}`), { ...want, settleMs: 3 * CACHE_TTL_MS });
+        // Exactly the versions the weight gives these clients: canary when one of them falls under it, stable when one does not.
+        const canary = canaryByWeight(options, LOAD_CLIENTS, w).size;
+        const served = [...(canary < LOAD_CLIENTS.length ? ["stable"] : []), ...(canary > 0 ? ["canary"] : [])];
+        await steps.step(`weight ${w}`, () => flags.set(WEIGHT_KEY, `${w}`), { served, settleMs: 3 * CACHE_TTL_MS });
       }
       return steps.finish(weightRamp.name);
     }),
@@ -238,6 +245,6 @@ const COLUMNS: Column<Row>[] = [
 ];
 
 /** The README's table: one row per scenario and runtime. */
-export function renderTable(rows: Row[]): string {
+export function renderReleaseTable(rows: Row[]): string {
   return markdownTable(COLUMNS, rows);
 }

@@ -11,7 +11,11 @@ import { NginxServer, type ReloadResult } from "./nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "./paths.ts";
 import type { Runtime } from "./runtime.ts";
 
-export type RouterOptions = Record<string, LuaValue>;
+/**
+ * The table given to configure(), as Lua values and unchecked: tests hand it bad options on purpose.
+ * lua-src/gray/options.ts's RouterOptions is what configure() makes of it.
+ */
+export type ConfigureTable = Record<string, LuaValue>;
 
 /** Where the router's memcached is; a MemcachedServer is one. */
 export interface MemcachedAddress {
@@ -23,7 +27,7 @@ export interface RouterStackOptions {
   runtime: Runtime;
   memcached: MemcachedAddress;
   /** configure() options; memcached host and port are filled in unless given. */
-  options?: RouterOptions;
+  options?: ConfigureTable;
   /** Also listen on [::1] (same port). */
   ipv6?: boolean;
   /** More http-context lines, e.g. a realip oracle server. */
@@ -84,7 +88,7 @@ export function renderStackConf(
   runtime: Runtime,
   memcached: MemcachedAddress,
   ports: StackPorts,
-  options: RouterOptions = {},
+  options: ConfigureTable = {},
   extra: StackExtras = {},
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
@@ -141,14 +145,14 @@ export class RouterStack {
   }
 
   /** The stack's nginx.conf with other router options and extras (the same ports), kept as the stack's config from now on. */
-  render(options: RouterOptions = this.config.options ?? {}, changes: StackExtras = {}): string {
+  render(options: ConfigureTable = this.config.options ?? {}, changes: StackExtras = {}): string {
     Object.assign(this.config, changes, { options });
     const { runtime, memcached } = this.config;
     return renderStackConf(runtime, memcached, this.ports, options, this.config);
   }
 
   /** Reloads nginx with other router options and extras (the same ports). */
-  reload(options?: RouterOptions, changes: StackExtras = {}): Promise<ReloadResult> {
+  reload(options?: ConfigureTable, changes: StackExtras = {}): Promise<ReloadResult> {
     return this.nginx.reload(this.render(options, changes));
   }
 

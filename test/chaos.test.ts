@@ -6,23 +6,12 @@
  * within the pools, worker memory flat across the cases.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CHAOS_CASES,
-  type CaseResult,
-  ChaosBed,
-  POOL_SIZE,
-  RSS_GROWTH_BOUND_KIB,
-  WORKERS,
-  missedBars,
-  renderChaosTable,
-  runCase,
-} from "../harness/chaos.ts";
+import { CHAOS_CASES, ChaosBed, POOL_SIZE, RSS_GROWTH_BOUND_KIB, WORKERS, missedBars, runChaosCase } from "../harness/chaos.ts";
 import { testRuntime } from "./support.ts";
 
 /** Seconds of load per case: short in CI. */
 const SECONDS = 3;
 
-const results: CaseResult[] = [];
 const dictSizes = [...new Set(CHAOS_CASES.map((c) => c.dictSize))];
 
 for (const dictSize of dictSizes) {
@@ -38,8 +27,7 @@ for (const dictSize of dictSizes) {
 
     for (const chaos of CHAOS_CASES.filter((c) => c.dictSize === dictSize)) {
       it(chaos.name, { timeout: 60_000 }, async () => {
-        const result = await runCase(bed, chaos, SECONDS);
-        results.push(result);
+        const result = await runChaosCase(bed, chaos, SECONDS);
         console.log(`${chaos.name}: ${result.evidence}; recovery ${result.recoveryMs?.toFixed(0)} ms; ${JSON.stringify(result.summary)}`);
         // Enough traffic through the fault to mean something.
         expect(result.summary.sent).toBeGreaterThan(300);
@@ -55,9 +43,3 @@ for (const dictSize of dictSizes) {
     });
   });
 }
-
-it("prints the table", async () => {
-  const runtime = (await testRuntime()).name;
-  console.log(renderChaosTable(results.map((result) => ({ runtime, result }))));
-  expect(results).toHaveLength(CHAOS_CASES.length);
-});

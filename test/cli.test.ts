@@ -1,7 +1,9 @@
 /** The `gray` CLI as a separate process: what it writes to memcached, its output and its exit codes. */
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { gray } from "../harness/gray-cli.ts";
 import { closeAgents } from "../harness/http.ts";
+import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { routeOf, sharedMemcached, useRouter } from "./support.ts";
 
@@ -141,8 +143,17 @@ describe("gray CLI", () => {
     await ctx.flags.set("uid:erin");
     const user = await gray(["explain", "203.0.113.99", "--user", "erin", "--url", url], env());
     expect(user.stdout).toMatch(/^canary {2}\(rule user: user erin is flagged/);
+    // One routed request of each kind, then the text must show the router's own figures.
+    expect(await routeOf(ctx.router.url, { from: "127.0.6.5" })).toBe("canary");
+    expect(await routeOf(ctx.router.url, { from: "127.0.6.6" })).toBe("stable");
+    await sleep(1100); // every worker has flushed its counters
+    const counted = await fetchStatus(url);
     const status = await gray(["status", "--url", url], env());
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/^canary\s+\d+\s+\d+/m);
+    for (const route of ["canary", "stable"] as const) {
+      const { requests, responses_5xx } = counted.routes[route];
+      expect(requests, route).toBeGreaterThan(0);
+      expect(status.stdout).toMatch(new RegExp(`^${route}\\s+${requests}\\s+${responses_5xx}\\s`, "m"));
+    }
   });
 });

@@ -72,6 +72,8 @@ function vectors(seed: number, count: number, used: Set<string>): Vector[] {
 describe("explain agrees with nginx", () => {
   const ctx = useRouter({
     options: {
+      // Decisions are compared, not store failures: a lookup past the default 50 ms on a busy machine would fall back to stable.
+      memcached: { timeout_ms: 2000 },
       key_prefix: PREFIX,
       trusted_proxies: ["127.0.0.1"],
       override_header: "X-Gray",

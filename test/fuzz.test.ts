@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FuzzRequest, fuzzRequests, fuzzSeed, fuzzWorld } from "../harness/fuzz.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
+import { logProblems } from "../harness/nginx.ts";
 import { realipAddress, realipOracle } from "../harness/realip.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
@@ -25,7 +26,7 @@ import type { RouterOptions } from "../lua-src/gray/options.ts";
 import { explain, routerOptions } from "../node-src/cli/explain.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
-import { logProblems, storeWarnings, testRuntime } from "./support.ts";
+import { storeWarnings, testRuntime } from "./support.ts";
 
 const SEED = fuzzSeed();
 const REQUESTS = Number(process.env.GRAY_FUZZ_REQUESTS ?? 20000);

@@ -4,19 +4,16 @@
  * 0 failed, 0 non-2xx, and each step served the version it should (the scenario checks that).
  */
 import { describe, expect, it } from "vitest";
-import { type ScenarioResult, SCENARIOS, renderTable } from "../harness/release-scenarios.ts";
+import { SCENARIOS } from "../harness/release-scenarios.ts";
 import { testRuntime } from "./support.ts";
 
 /** Seconds of load per scenario: short in CI. */
 const SECONDS = 3;
 
 describe("zero-downtime release under load", () => {
-  const results: ScenarioResult[] = [];
-
   for (const scenario of SCENARIOS) {
     it(scenario.name, { timeout: 90_000 }, async () => {
       const result = await scenario.run(await testRuntime(), SECONDS);
-      results.push(result);
       console.log(`${scenario.name}\n  ${result.steps.join("\n  ")}\n  ${JSON.stringify(result.summary)}`);
       // Enough traffic through every step to mean something.
       expect(result.summary.sent).toBeGreaterThan(300);
@@ -24,10 +21,4 @@ describe("zero-downtime release under load", () => {
       expect(result.summary.non2xx).toBe(0);
     });
   }
-
-  it("prints the table", async () => {
-    const runtime = (await testRuntime()).name;
-    console.log(renderTable(results.map((result) => ({ runtime, result }))));
-    expect(results).toHaveLength(SCENARIOS.length);
-  });
 });

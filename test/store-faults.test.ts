@@ -9,10 +9,11 @@ import { GARBAGE_KINDS, type GarbageKind, GarbageMemcached } from "../harness/fa
 import { fuzzSeed } from "../harness/fuzz.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
+import { logProblems } from "../harness/nginx.ts";
 import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
-import { expectRateLimitedWarnings, logProblems, routeOf, testRuntime, untilRoute } from "./support.ts";
+import { expectRateLimitedWarnings, routeOf, testRuntime, untilRoute } from "./support.ts";
 
 const TTL_MS = 100;
 const SEED = fuzzSeed();

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, beforeEach, expect, inject } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { type Ask, closeAgents, get } from "../harness/http.ts";
+import { logProblems } from "../harness/nginx.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
@@ -75,11 +76,6 @@ export async function runCase(url: string, flags: FlagStore, c: RouteCase): Prom
   for (const run of ["cold", "warm"]) {
     expect(await routeOf(url, c.request), `${c.name} (${run})`).toBe(c.expect);
   }
-}
-
-/** Lines of error.log that a healthy router never writes. */
-export function logProblems(log: string): string[] {
-  return log.split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l) || /writing a global Lua variable/.test(l));
 }
 
 export function expectCleanLog(router: RouterStack): void {
