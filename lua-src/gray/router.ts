@@ -23,6 +23,9 @@ import { DEFAULT_CACHE_DICT, type RouterOptions, parseOptions } from "./options.
 import { decide } from "./rules.ts";
 import { type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
+/** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
+export const _VERSION = "0.2.0";
+
 const ngx_var = ngx.var;
 const ngx_header = ngx.header;
 const ngx_exec = ngx.exec;
