@@ -17,7 +17,8 @@ export interface KeyInfo {
   expires: number | undefined;
 }
 
-export function parseAddress(address: string): { host: string; port: number } | undefined {
+/** "host:port" or "[v6]:port" → its parts; undefined when it is not that. */
+export function parseHostPort(address: string): { host: string; port: number } | undefined {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) return undefined;
@@ -67,7 +68,7 @@ export class AdminStore {
 
   /** Every key in memcached with its expiry (lru_crawler metadump all). */
   keys(): Promise<KeyInfo[]> {
-    const target = parseAddress(this.address)!;
+    const target = parseHostPort(this.address)!;
     return new Promise((resolve, reject) => {
       const socket = createConnection(target);
       const chunks: Buffer[] = [];
