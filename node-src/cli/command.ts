@@ -16,6 +16,8 @@ export interface Context {
   values: Values;
   /** host:port of the store. */
   memcached: string;
+  /** --memcached or GRAY_MEMCACHED was given (else `memcached` is the default). */
+  memcachedGiven: boolean;
   /** The router's key_prefix. */
   prefix: string;
   json: boolean;
@@ -35,6 +37,8 @@ export interface Command {
   /** Help lines for the command's own flags. */
   flags?: string[];
   options: ParseArgsConfig["options"];
+  /** Writes `<prefix>uid:<id>` keys: --prefix must leave room for a user id, as with the router's user rule. */
+  userKeys?: boolean;
   /** Checks everything and returns the work to do: nothing is written unless all input is valid. */
   prepare: (ctx: Context) => () => Promise<Output>;
 }
@@ -52,7 +56,7 @@ export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
 };
 
 export const COMMON_HELP = [
-  "  --memcached HOST:PORT  memcached to use (env GRAY_MEMCACHED, default 127.0.0.1:11211)",
+  "  --memcached HOST:PORT  memcached (or twemproxy) to use, [IPv6]:PORT too (env GRAY_MEMCACHED, default 127.0.0.1:11211)",
   "  --prefix P             the router's key_prefix (default empty)",
   "  --json                 print JSON instead of text",
   "  --help                 this help",

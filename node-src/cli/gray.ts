@@ -2,13 +2,15 @@
 /**
  * gray: the operator's tool for the gray router, in place of typing into telnet. This file only
  * parses the common flags, dispatches to a command (commands/), prints, and maps errors to exit
- * codes: 0 done; 1 memcached, the router or nginx could not be reached; 2 bad input (nothing
- * written); 3 rolled back (gray release, gray upgrade).
+ * codes: 0 done (every write acknowledged by the store); 1 memcached, the router or nginx could
+ * not be reached or failed (nothing is reported done that was not); 2 bad input (nothing written);
+ * 3 rolled back (gray release, gray upgrade).
  */
 import { parseArgs } from "node:util";
 import { UpgradeError } from "../nginx-master.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
+import { checkPrefix } from "./shared-flags.ts";
 import { RouterError } from "./status.ts";
 import { StoreError, parseHostPort } from "./store.ts";
 
@@ -21,7 +23,8 @@ function help(): string {
     "Every command takes:",
     ...COMMON_HELP,
     "",
-    "Exit codes: 0 done, 1 memcached, the router or nginx unreachable, 2 bad input (nothing written), 3 rolled back.",
+    "Exit codes: 0 done (every write acknowledged by the store), 1 memcached, the router or nginx unreachable or failed,",
+    "2 bad input (nothing written), 3 rolled back.",
   ].join("\n");
 }
 
@@ -49,11 +52,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     json = values.json === true;
-    const memcached = (values.memcached as string | undefined) ?? process.env.GRAY_MEMCACHED ?? DEFAULT_MEMCACHED;
-    if (!parseHostPort(memcached)) throw new UsageError(`--memcached takes HOST:PORT: ${JSON.stringify(memcached)}`);
-    const prefix = (values.prefix as string | undefined) ?? "";
-    if (/[\s\x00-\x1f\x7f]/.test(prefix)) throw new UsageError("--prefix cannot contain spaces or control characters");
-    work = command.prepare({ args: positionals, values, memcached, prefix, json });
+    const given = (values.memcached as string | undefined) ?? process.env.GRAY_MEMCACHED;
+    const memcached = given ?? DEFAULT_MEMCACHED;
+    if (!parseHostPort(memcached)) throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
+    const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);
+    work = command.prepare({ args: positionals, values, memcached, memcachedGiven: given !== undefined, prefix, json });
   } catch (err) {
     return usageFailure(name, err);
   }

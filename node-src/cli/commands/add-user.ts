@@ -11,6 +11,7 @@ export const addUser: Command = {
   summary: "send users (by the id the router reads) to canary",
   flags: [ttlHelp, valueHelp],
   options: { ...ttlOption, ...valueOption },
+  userKeys: true,
   prepare: (ctx) => {
     needArgs(ctx, "a user id");
     const ids = ctx.args.map(checkUserId);

@@ -2,7 +2,7 @@
 import { parseAddress } from "../../../lua-src/gray/ip.ts";
 import { type Command, UsageError, stringFlag } from "../command.ts";
 import { explain as explainRequest, routerOptions } from "../explain.ts";
-import { urlHelp } from "../shared-flags.ts";
+import { httpUrl, urlHelp } from "../shared-flags.ts";
 import { DEFAULT_STATUS_URL, fetchStatus } from "../status.ts";
 import { withStore } from "../store.ts";
 import { checkUserId } from "../targets.ts";
@@ -37,7 +37,7 @@ export const explain: Command = {
       });
     const headers = pairs("header", ":");
     const cookies = pairs("cookie", "=");
-    const url = stringFlag(ctx, "url", DEFAULT_STATUS_URL);
+    const url = httpUrl("url", stringFlag(ctx, "url", DEFAULT_STATUS_URL));
     return async () => {
       const { config } = await fetchStatus(url);
       if (ctx.values.prefix !== undefined && ctx.prefix !== config.key_prefix) {

@@ -9,6 +9,7 @@ export const removeUser: Command = {
   usage: "gray remove-user <id>...",
   summary: "stop sending users to canary",
   options: {},
+  userKeys: true,
   prepare: (ctx) => {
     needArgs(ctx, "a user id");
     const ids = ctx.args.map(checkUserId);
