@@ -28,6 +28,23 @@ export function parseHostPort(address: string): { host: string; port: number } |
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
+/** memcached's own limits on a key; the CLI's keys are checked long before (IPs, user ids, --prefix). */
+function assertKey(key: string): void {
+  const bytes = Buffer.from(key, "utf8");
+  if (bytes.length === 0 || bytes.length > 250 || bytes.some((b) => b <= 32 || b === 127)) {
+    throw new Error(`not a memcached text-protocol key (1-250 bytes, no spaces or control characters): ${JSON.stringify(key)}`);
+  }
+}
+
+/** metadump URL-encodes keys; bytes that are not UTF-8 stay encoded (such a key is none the CLI writes). */
+function decodeKey(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return encoded;
+  }
+}
+
 export interface StoreOptions {
   timeoutMs?: number;
 }
@@ -60,6 +77,7 @@ export class AdminStore {
 
   /** A storage command that must be answered with one of `accepted`. */
   private store(verb: "set" | "add" | "cas", key: string, value: string, ttlSeconds: number, cas: string | undefined, accepted: readonly StatusWord[]) {
+    assertKey(key);
     const data = Buffer.from(value, "utf8");
     const line = `${verb} ${key} 0 ${this.expiry(ttlSeconds)} ${data.length}${cas === undefined ? "" : ` ${cas}`}`;
     return this.ask(`${verb} ${key}`, "not written", async () => {
@@ -70,12 +88,14 @@ export class AdminStore {
   }
 
   async get(key: string): Promise<string | undefined> {
+    assertKey(key);
     const found = await this.ask(`get ${key}`, "not read", () => this.connection.values("get", key));
     return found?.value.toString("utf8");
   }
 
   /** The value and its compare-and-swap token, for cas(). */
   async gets(key: string): Promise<{ value: string; cas: string } | undefined> {
+    assertKey(key);
     const found = await this.ask(`gets ${key}`, "not read", () => this.connection.values("gets", key));
     return found === undefined ? undefined : { value: found.value.toString("utf8"), cas: found.cas! };
   }
@@ -98,12 +118,14 @@ export class AdminStore {
 
   /** True when the key was there (DELETED), false when it was already gone (NOT_FOUND). */
   async delete(key: string): Promise<boolean> {
+    assertKey(key);
     const reply = await this.ask(`delete ${key}`, "not deleted", () => this.connection.status(`delete ${key}`, undefined, ["DELETED", "NOT_FOUND"]));
     return reply === "DELETED";
   }
 
   /** True when the key was there and now expires after ttlSeconds. */
   async touch(key: string, ttlSeconds: number): Promise<boolean> {
+    assertKey(key);
     const reply = await this.ask(`touch ${key}`, "not touched", () => this.connection.status(`touch ${key} ${this.expiry(ttlSeconds)}`, undefined, ["TOUCHED", "NOT_FOUND"]));
     return reply === "TOUCHED";
   }
@@ -118,7 +140,7 @@ export class AdminStore {
    */
   async keys(): Promise<KeyInfo[]> {
     const entries = await this.ask("lru_crawler metadump all", "keys not listed", () => this.connection.metadump());
-    return entries.map(({ key, exp }) => ({ key: decodeURIComponent(key), expires: exp > 0 ? exp : undefined }));
+    return entries.map(({ key, exp }) => ({ key: decodeKey(key), expires: exp > 0 ? exp : undefined }));
   }
 
   close(): void {
