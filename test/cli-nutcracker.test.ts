@@ -108,6 +108,22 @@ describe("the CLI through twemproxy", () => {
     expect(await readBack("gray:weight")).toEqual({ proxied: "100", holders: 1 });
   });
 
+  it("forwards what the rules snapshot will need: gets and cas, add, touch, version", async () => {
+    const store = new AdminStore(proxy.address);
+    try {
+      expect(await store.add("k:snap", "v1")).toBe(true);
+      const first = await store.gets("k:snap");
+      expect(first?.value).toBe("v1");
+      expect(await store.cas("k:snap", "v2", first!.cas)).toBe("stored");
+      expect(await store.cas("k:snap", "v3", first!.cas)).toBe("exists");
+      expect(await store.touch("k:snap", 600)).toBe(true);
+      expect(await store.version()).toMatch(/^\d+\.\d+/);
+    } finally {
+      store.close();
+    }
+    expect(await readBack("k:snap")).toEqual({ proxied: "v2", holders: 1 });
+  });
+
   it("list exits 1 and says why: the proxy does not forward lru_crawler metadump", async () => {
     await ok(["add", "127.0.0.79"]);
     const r = await gray(["list"], env());

@@ -12,11 +12,15 @@ import { GARBAGE_KINDS, GarbageMemcached, HOSTILITY_KINDS, type Hostility, Hosti
 import { GRAY_BIN, gray } from "../harness/gray-cli.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { checkCanaryValue, checkKeyPrefix, parseOptions } from "../lua-src/gray/options.ts";
+import { TextConnection } from "../node-src/cli/memcached-text.ts";
 import { AdminStore, STORE_TIMEOUT_MS } from "../node-src/cli/store.ts";
 import { sharedMemcached, testRuntime, useRouter } from "./support.ts";
 
+/** One router for the file, on the shared memcached (flushed before each test): release and status read its /gray/status. */
+const ctx = useRouter();
+
 /** Every command that writes, as an operator types it. */
-const WRITES: string[][] = [
+const WRITES = (): string[][] => [
   ["add", "127.0.0.9"],
   ["add", "198.51.100.0/24"],
   ["remove", "127.0.0.9"],
@@ -24,6 +28,7 @@ const WRITES: string[][] = [
   ["add-user", "alice"],
   ["remove-user", "alice"],
   ["weight", "0"],
+  ["release", "--steps", "100", "--interval", "1s", "--status-url", ctx.router.statusUrl],
 ];
 
 /** What the one line on stderr must say for each kind of peer. */
@@ -73,7 +78,7 @@ for (const kind of HOSTILITY_KINDS) {
 
     it("fails every write with exit 1 and the reason, within the timeout", { timeout: 90_000 }, async () => {
       const env = { GRAY_MEMCACHED: fake.address };
-      for (const args of WRITES) {
+      for (const args of WRITES()) {
         const r = await timed(args, env);
         const what = args.join(" ");
         expectFailure(r, fake.address, REASON[kind], what);
@@ -82,7 +87,7 @@ for (const kind of HOSTILITY_KINDS) {
         else expect(r.ms, what).toBeLessThan(STORE_TIMEOUT_MS);
         expect(r.ms, what).toBeLessThan(STORE_TIMEOUT_MS + MARGIN_MS);
       }
-      expect(fake.connections).toBeGreaterThanOrEqual(WRITES.length);
+      expect(fake.connections).toBeGreaterThanOrEqual(WRITES().length);
     });
 
     it("leaves `gray weight 0 && echo rolled back` silent", async () => {
@@ -194,7 +199,6 @@ describe("real memcached at its connection limit (-c)", () => {
 });
 
 describe("bad input by the router's own rules: exit 2, nothing written", () => {
-  const ctx = useRouter();
   const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
   const keys = async () => {
     const store = new AdminStore(sharedMemcached().address);
@@ -269,7 +273,6 @@ describe("an IPv6 store address", () => {
 });
 
 describe("stored values the router ignores", () => {
-  const ctx = useRouter();
   const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
 
   it("are shown as ignored, with why, by list and status", async () => {
@@ -292,5 +295,52 @@ describe("stored values the router ignores", () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain(`ignored by the router: gray:weight = "abc": not a number from 0 to 100`);
     expect(status.stdout).toContain(`ignored by the router: "junk" in gray:ranges`);
+  });
+});
+
+describe("the store client's commands against memcached", () => {
+  it("add, gets and cas, touch, version, delete: each as memcached answered", async () => {
+    const store = new AdminStore(sharedMemcached().address);
+    try {
+      expect(await store.add("k:cas", "a")).toBe(true);
+      expect(await store.add("k:cas", "b")).toBe(false);
+      const first = await store.gets("k:cas");
+      expect(first?.value).toBe("a");
+      expect(await store.cas("k:cas", "c", first!.cas)).toBe("stored");
+      expect(await store.cas("k:cas", "d", first!.cas)).toBe("exists");
+      expect(await store.get("k:cas")).toBe("c");
+      expect(await store.touch("k:cas", 600)).toBe(true);
+      expect(await store.touch("k:none", 600)).toBe(false);
+      expect(await store.cas("k:none", "x", "1")).toBe("not_found");
+      expect(await store.version()).toMatch(/^\d+\.\d+/);
+      expect(await store.delete("k:cas")).toBe(true);
+      expect(await store.delete("k:cas")).toBe(false);
+      // A value is length-framed: line ends and UTF-8 inside it come back as stored.
+      await store.set("k:text", "10.0.0.0/8\r\n2001:db8::/32 é");
+      expect(await store.get("k:text")).toBe("10.0.0.0/8\r\n2001:db8::/32 é");
+    } finally {
+      store.close();
+    }
+  });
+
+  it("runs the on-connect hook first, on the same connection (where -Y credentials will go)", async () => {
+    const [host, port] = sharedMemcached().address.split(":");
+    const seen: string[] = [];
+    const connection = new TextConnection({
+      host: host!,
+      port: Number(port),
+      timeoutMs: 2000,
+      onConnect: async (c) => {
+        seen.push(`hook ${await c.version()}`);
+      },
+    });
+    try {
+      expect(await connection.status("set k:hook 0 0 1", Buffer.from("1"), ["STORED"])).toBe("STORED");
+      seen.push("set");
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toMatch(/^hook \d/);
+    } finally {
+      connection.close();
+    }
   });
 });

@@ -172,7 +172,10 @@ interface Pending {
 /** One connection; requests are sent one after another, never pipelined. */
 export class TextConnection {
   private socket: Socket | undefined;
+  /** The socket is connected; then the on-connect hook has run (its own requests wait only for the socket). */
   private connecting: Promise<void> | undefined;
+  private ready: Promise<void> | undefined;
+  private inHook = false;
   private buffer: Buffer = Buffer.alloc(0);
   private pending: Pending | undefined;
   /** Once set, every request fails with it: the connection is not to be trusted any more. */
@@ -206,8 +209,21 @@ export class TextConnection {
       });
       socket.on("data", (chunk: Buffer) => this.received(chunk));
       socket.on("close", () => this.fail(this.closedReason()));
-    }).then(() => this.options.onConnect?.(this));
+    });
     return this.connecting;
+  }
+
+  private whenReady(): Promise<void> {
+    if (this.inHook) return this.connect();
+    this.ready ??= this.connect().then(async () => {
+      this.inHook = true;
+      try {
+        await this.options.onConnect?.(this);
+      } finally {
+        this.inHook = false;
+      }
+    });
+    return this.ready;
   }
 
   private closedReason(): TextProtocolError {
@@ -264,7 +280,7 @@ export class TextConnection {
   /** Sends a command line (and a data block) and waits for a whole reply, within the timeout. */
   async request(line: string, data: Buffer | undefined, expect: Expect): Promise<Reply> {
     if (this.pending) throw new Error("TextConnection: one request at a time");
-    await this.connect();
+    await this.whenReady();
     if (this.broken) throw this.broken;
     const socket = this.socket!;
     const { timeoutMs } = this.options;
