@@ -84,10 +84,12 @@ function usageFailure(name: string, err: unknown): number {
   return 2;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`gray: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  },
-);
+/** Exits once stdout and stderr have taken everything: to a slow pipe, process.exit() alone cuts the output at 64 KiB. */
+function exitAfterOutput(code: number): void {
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exitAfterOutput, (err) => {
+  process.stderr.write(`gray: ${err instanceof Error ? err.stack : String(err)}\n`);
+  exitAfterOutput(1);
+});

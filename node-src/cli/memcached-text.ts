@@ -101,12 +101,21 @@ function isErrorLine(line: string): boolean {
 
 type Parsed = { done: true; reply: Reply; used: number } | { done: false };
 
-/** Parses a whole reply from the front of `buf`; throws a TextProtocolError as soon as it cannot be one. */
-function parseReply(buf: Buffer, expect: Expect): Parsed {
-  let at = 0;
-  const entries: ValueReply[] = [];
-  const dump: DumpEntry[] = [];
+/** How far a reply has been read: whole lines (and values) before `at` are in `entries` / `dump`. */
+interface ParseState {
+  at: number;
+  entries: ValueReply[];
+  dump: DumpEntry[];
+}
+
+/**
+ * Parses a reply from the front of `buf`, going on from `state` (a long metadump comes in many
+ * chunks and is read once); throws a TextProtocolError as soon as it cannot be a reply.
+ */
+function parseReply(buf: Buffer, expect: Expect, state: ParseState): Parsed {
+  const { entries, dump } = state;
   for (;;) {
+    const at = state.at;
     const crlf = buf.indexOf(CRLF, at, "latin1");
     // metadump ends its entry lines with a bare \n; everything else with \r\n.
     const lf = expect.kind === "dump" ? buf.indexOf("\n", at, "latin1") : -1;
@@ -136,7 +145,7 @@ function parseReply(buf: Buffer, expect: Expect): Parsed {
         const m = /^key=(\S+) exp=(-?\d+)( |$)/.exec(line);
         if (!m) throw notAReply(buf.subarray(at, next));
         dump.push({ key: m[1]!, exp: Number(m[2]) });
-        at = next;
+        state.at = next;
         continue;
       }
       case "values": {
@@ -152,7 +161,7 @@ function parseReply(buf: Buffer, expect: Expect): Parsed {
         }
         if (buf.toString("latin1", next + bytes, next + bytes + 2) !== CRLF) throw notAReply(buf.subarray(at, next + bytes + 2));
         entries.push({ key: m[1]!, flags: Number(m[2]), value: Buffer.from(buf.subarray(next, next + bytes)), cas: m[4] });
-        at = next + bytes + 2;
+        state.at = next + bytes + 2;
         continue;
       }
     }
@@ -165,6 +174,7 @@ function notAReply(bytes: Buffer): TextProtocolError {
 
 interface Pending {
   expect: Expect;
+  state: ParseState;
   resolve: (reply: Reply) => void;
   reject: (err: TextProtocolError) => void;
 }
@@ -257,13 +267,18 @@ export class TextConnection {
     }
     let parsed: Parsed;
     try {
-      parsed = parseReply(this.buffer, p.expect);
+      parsed = parseReply(this.buffer, p.expect, p.state);
     } catch (err) {
       this.fail(err as TextProtocolError);
       this.socket?.destroy();
       return;
     }
-    if (!parsed.done) return;
+    if (!parsed.done) {
+      // Keep only what is not read yet, so a long reply is copied once, not once per chunk.
+      this.buffer = this.buffer.subarray(p.state.at);
+      p.state.at = 0;
+      return;
+    }
     const extra = this.buffer.subarray(parsed.used);
     this.buffer = Buffer.alloc(0);
     this.pending = undefined;
@@ -292,6 +307,7 @@ export class TextConnection {
       }, timeoutMs);
       this.pending = {
         expect,
+        state: { at: 0, entries: [], dump: [] },
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
