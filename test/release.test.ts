@@ -27,7 +27,7 @@ const clients = (third: number, count: number) => Array.from({ length: count }, 
 describe("worked release", () => {
   const ctx = useRouter({ options: { user_header: "X-User" } });
 
-  it("testers, then 1 % → 10 % → 50 % → 100 %, each step only adding canary users", async () => {
+  it("testers, then 1 % → 10 % → 50 % → 100 %, each step only adding canary users", { timeout: 60_000 }, async () => {
     const users = clients(7, 100);
     const testers = ["127.0.7.201", "127.0.7.202"];
     await cli(["add", ...testers]);
