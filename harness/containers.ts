@@ -28,12 +28,16 @@ export function pinnedImage(name: "openresty" | "memcached"): string {
   return from[1];
 }
 
-/** Images: GRAY_NGINX_IMAGE / GRAY_MEMCACHED_IMAGE, or "official" for the pinned ones; else the local image. */
-function images(): { nginx: string; memcached: string } {
+/**
+ * Images: GRAY_NGINX_IMAGE / GRAY_MEMCACHED_IMAGE / GRAY_NUTCRACKER_IMAGE, or "official" for the
+ * pinned ones; else the local image. twemproxy has no official image: the local one has Debian's.
+ */
+function images(): Record<Program, string> {
   const official = process.env.GRAY_IMAGES === "official";
   return {
     nginx: process.env.GRAY_NGINX_IMAGE ?? (official ? pinnedImage("openresty") : LOCAL_IMAGE),
     memcached: process.env.GRAY_MEMCACHED_IMAGE ?? (official ? pinnedImage("memcached") : LOCAL_IMAGE),
+    nutcracker: process.env.GRAY_NUTCRACKER_IMAGE ?? LOCAL_IMAGE,
   };
 }
 
@@ -127,7 +131,7 @@ export class ContainerRuntime implements Runtime {
   }
 
   async spawn(program: Program, args: string[], options: SpawnOptions): Promise<ServerProcess> {
-    const image = program === "nginx" ? this.images.nginx : this.images.memcached;
+    const image = this.images[program];
     const bin = program === "nginx" && this.flavour === "openresty" ? "openresty" : program;
     const followed = options.pidFile !== undefined;
     const container = await new InitContainer(image, followed)

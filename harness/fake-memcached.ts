@@ -1,8 +1,12 @@
 /**
- * A fake memcached on 127.0.0.1 that answers every command line with garbage: malformed
- * VALUE lines, absurd lengths, truncated replies, binary noise, error lines, long lines,
- * closed connections. Seeded, so a failure replays. It never answers a well-formed value
- * equal to a canary value ("1"): whatever the router makes of it, the client is not flagged.
+ * Fake memcached servers on 127.0.0.1 that misbehave:
+ * - GarbageMemcached answers every command line with garbage: malformed VALUE lines, absurd
+ *   lengths, truncated replies, binary noise, error lines, long lines, closed connections.
+ *   Seeded, so a failure replays. It never answers a well-formed value equal to a canary value
+ *   ("1"): whatever the router makes of it, the client is not flagged.
+ * - HostileMemcached behaves one way on every connection: closes at once, closes after reading,
+ *   says "ERROR Too many open connections" and closes (memcached at its -c limit), answers
+ *   garbage and stays, or stalls.
  */
 import { type Server, type Socket, createServer } from "node:net";
 import { listenOnLoopback } from "./net.ts";
@@ -35,15 +39,34 @@ const ANSWERS = {
 export type GarbageKind = keyof typeof ANSWERS;
 export const GARBAGE_KINDS = Object.keys(ANSWERS) as GarbageKind[];
 
-export class GarbageMemcached implements MemcachedAddress {
+/** A TCP server on 127.0.0.1 that keeps its connections, so stop() can end them all. */
+abstract class FakeServer implements MemcachedAddress {
   readonly host = "127.0.0.1";
-  private lines = 0;
-  private readonly sockets = new Set<Socket>();
+  protected readonly sockets = new Set<Socket>();
 
-  private constructor(
+  protected constructor(
     private readonly server: Server,
     readonly port: number,
   ) {}
+
+  protected track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  }
+
+  get address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export class GarbageMemcached extends FakeServer {
+  private lines = 0;
 
   /** Answers with the given kinds of garbage (all of them by default), picked by a generator seeded with seed. */
   static async start(seed: number, kinds: GarbageKind[] = GARBAGE_KINDS): Promise<GarbageMemcached> {
@@ -57,9 +80,7 @@ export class GarbageMemcached implements MemcachedAddress {
   }
 
   private serve(socket: Socket, random: Random, answers: Answer[]): void {
-    this.sockets.add(socket);
-    socket.on("close", () => this.sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
+    this.track(socket);
     let pending = "";
     socket.on("data", (chunk) => {
       pending += chunk.toString("latin1");
@@ -75,17 +96,46 @@ export class GarbageMemcached implements MemcachedAddress {
     });
   }
 
-  get address(): string {
-    return `${this.host}:${this.port}`;
-  }
-
   /** Command lines answered so far: shows the router did ask. */
   get commandsAnswered(): number {
     return this.lines;
   }
+}
 
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+/** How a HostileMemcached treats every connection. */
+export const HOSTILITIES = {
+  /** Accepts, then closes before reading anything. */
+  "close at once": (socket) => void socket.destroy(),
+  /** Reads the first bytes of a command, then closes without a word. */
+  "close after reading": (socket) => void socket.once("data", () => socket.destroy()),
+  /** What memcached does at its connection limit (-c): says so on accept, then closes. */
+  "too many connections": (socket) => void socket.end("ERROR Too many open connections\r\n"),
+  /** Answers every chunk with a line no memcached sends (a Redis reply) and stays connected. */
+  "garbage and stay": (socket) => void socket.on("data", () => socket.write("+OK\r\n")),
+  /** Reads, never answers, never closes. */
+  "stall": (socket) => void socket.resume(),
+} satisfies Record<string, (socket: Socket) => void>;
+
+export type Hostility = keyof typeof HOSTILITIES;
+export const HOSTILITY_KINDS = Object.keys(HOSTILITIES) as Hostility[];
+
+export class HostileMemcached extends FakeServer {
+  private accepted = 0;
+
+  static async start(kind: Hostility): Promise<HostileMemcached> {
+    const server = createServer();
+    const port = await listenOnLoopback(server);
+    const fake = new HostileMemcached(server, port);
+    server.on("connection", (socket) => {
+      fake.accepted++;
+      fake.track(socket);
+      HOSTILITIES[kind](socket);
+    });
+    return fake;
+  }
+
+  /** Connections accepted so far: shows the client did come. */
+  get connections(): number {
+    return this.accepted;
   }
 }

@@ -6,6 +6,10 @@ import type { Runtime, ServerProcess } from "./runtime.ts";
 export interface MemcachedServerOptions {
   port?: number;
   memoryMb?: number;
+  /** -c: at this many connections memcached answers "ERROR Too many open connections" and closes (with one worker thread, -t 1; a few are its own). */
+  maxConnections?: number;
+  /** Also listen on [::1], same port. */
+  ipv6?: boolean;
 }
 
 export class MemcachedServer {
@@ -16,10 +20,11 @@ export class MemcachedServer {
     private readonly runtime: Runtime,
     readonly port: number,
     private readonly memoryMb: number,
+    private readonly options: MemcachedServerOptions,
   ) {}
 
   static async start(runtime: Runtime, options: MemcachedServerOptions = {}): Promise<MemcachedServer> {
-    const server = new MemcachedServer(runtime, options.port ?? (await freePort()), options.memoryMb ?? 64);
+    const server = new MemcachedServer(runtime, options.port ?? (await freePort()), options.memoryMb ?? 64, options);
     await server.startAgain();
     return server;
   }
@@ -33,7 +38,9 @@ export class MemcachedServer {
   async startAgain(): Promise<void> {
     if (this.process) return;
     // -u: memcached refuses to run as root without a user to drop to (containers run as root).
-    const args = ["-l", this.host, "-p", String(this.port), "-U", "0", "-m", String(this.memoryMb), "-u", "nobody"];
+    const listen = this.options.ipv6 ? `${this.host},[::1]` : this.host;
+    const args = ["-l", listen, "-p", String(this.port), "-U", "0", "-m", String(this.memoryMb), "-u", "nobody"];
+    if (this.options.maxConnections !== undefined) args.push("-c", String(this.options.maxConnections), "-t", "1");
     this.process = await this.runtime.spawn("memcached", args, { port: this.port, paths: [] });
   }
 

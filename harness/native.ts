@@ -82,6 +82,8 @@ export class NativeRuntime implements Runtime {
   readonly flavour: Flavour;
   private readonly nginx: string;
   private readonly memcached: string;
+  /** twemproxy; only the tests that put it in front of memcached need it. */
+  private readonly nutcracker: string | undefined;
   /** tini (Docker's init, also a Debian package), a subreaper for servers followed by pid file. */
   private readonly init: string | undefined;
 
@@ -93,12 +95,14 @@ export class NativeRuntime implements Runtime {
     }
     this.nginx = nginx;
     this.memcached = memcached;
+    this.nutcracker = process.env.GRAY_NUTCRACKER_BIN ?? onPath("nutcracker");
     this.init = process.env.GRAY_INIT_BIN ?? onPath("tini") ?? onPath("docker-init");
     this.flavour = DEBIAN_MODULES.every((m) => existsSync(m)) && !nginx.includes("openresty") ? "debian" : "openresty";
   }
 
   async spawn(program: Program, args: string[], options: SpawnOptions): Promise<ServerProcess> {
-    const bin = program === "nginx" ? this.nginx : this.memcached;
+    const bin = program === "nginx" ? this.nginx : program === "memcached" ? this.memcached : this.nutcracker;
+    if (bin === undefined) throw new Error(`native runtime: ${program} must be installed (run npm run setup)`);
     let command = [bin, ...args];
     if (options.pidFile !== undefined) {
       if (this.init === undefined) throw new Error("native runtime: tini must be installed to follow a daemon by pid file (run npm run setup)");
@@ -106,7 +110,7 @@ export class NativeRuntime implements Runtime {
       command = [this.init, "-s", "--", ...followPidFile(options.pidFile, command)];
     }
     const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    // nginx: QUIT is the graceful stop; memcached stops on TERM.
+    // nginx: QUIT is the graceful stop; memcached and nutcracker stop on TERM.
     const proc = new NativeProcess(bin, child, program === "nginx" ? "SIGQUIT" : "SIGTERM");
     try {
       await waitForPort(options.port, () => proc.exitReason());

@@ -1,12 +1,12 @@
 /**
  * Two ways to run nginx and memcached behind one interface:
  * - containers: testcontainers starts them from images (docker/), host networking on 127.0.0.1;
- * - native: local nginx (or openresty) and memcached processes.
+ * - native: local nginx (or openresty), memcached and nutcracker (twemproxy) processes.
  * Each runtime (containers.ts, native.ts) implements this interface; pick-runtime.ts chooses one.
  */
 import type { Flavour } from "../node-src/nginx-conf.ts";
 
-export type Program = "nginx" | "memcached";
+export type Program = "nginx" | "memcached" | "nutcracker";
 
 export interface SpawnOptions {
   /** The process is ready once 127.0.0.1:port accepts connections. */

@@ -101,7 +101,8 @@ describe("explain agrees with nginx", () => {
         }
         await sleep(3 * TTL_MS); // the worker's copy of weight and ranges expires
         for (const v of vectors(1000 + i, PER_STATE, used)) {
-          for (const [key, value] of Object.entries(v.flags)) await store.set(key, value);
+          // Hostile user ids make keys with spaces, which only the binary protocol can store: memjs, not the CLI's text client.
+          for (const [key, value] of Object.entries(v.flags)) await ctx.flags.set(key, value);
           const headers = [...v.headers.flat()];
           if (v.cookies.length) headers.push("Cookie", v.cookies.map(([k, val]) => `${k}=${val}`).join("; "));
           const reply = await get(ctx.router.url, { headers });

@@ -68,6 +68,26 @@ function isKeySafe(s: string): boolean {
   return true;
 }
 
+/**
+ * What is wrong with a key_prefix, or undefined when it is good; with a user rule, `<prefix>uid:<id>`
+ * must fit in a key too. Counts bytes as Lua does: the CLI passes its text as one char per byte.
+ */
+export function checkKeyPrefix(prefix: unknown, userRule: boolean): string | undefined {
+  if (typeof prefix !== "string" || prefix.length > MAX_KEY_PREFIX_BYTES || !isKeySafe(prefix)) {
+    return `a string of at most ${MAX_KEY_PREFIX_BYTES} bytes without spaces or control characters`;
+  }
+  if (userRule && prefix.length > MAX_USER_KEY_PREFIX_BYTES) return `at most ${MAX_USER_KEY_PREFIX_BYTES} bytes when user_header or user_cookie is set`;
+  return undefined;
+}
+
+/** What is wrong with a canary_value, or undefined when it is good: CR or LF would break memcached's text protocol. */
+export function checkCanaryValue(value: unknown): string | undefined {
+  if (typeof value !== "string" || value.length === 0 || value.indexOf("\r") >= 0 || value.indexOf("\n") >= 0) {
+    return "a non-empty string without CR or LF";
+  }
+  return undefined;
+}
+
 /** An HTTP header name (RFC 9110 token). */
 function isToken(s: string): boolean {
   return s.length > 0 && alnumOr(s, "!#$%&'*+-.^_`|~");
@@ -172,9 +192,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
   if (!isInteger(keepalive, 1, 86400000)) return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
 
   const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
-  if (typeof prefix !== "string" || prefix.length > MAX_KEY_PREFIX_BYTES || !isKeySafe(prefix)) {
-    return invalid("key_prefix", `a string of at most ${MAX_KEY_PREFIX_BYTES} bytes without spaces or control characters`, prefix);
-  }
+  const badPrefix = checkKeyPrefix(prefix, false);
+  if (badPrefix !== undefined || typeof prefix !== "string") return invalid("key_prefix", badPrefix ?? "", prefix);
   const stable = raw.stable_location === undefined ? "@client" : location(raw.stable_location);
   if (stable === undefined) return invalid("stable_location", "a named location (@name) or a URI (/path)", raw.stable_location);
   const canary = raw.canary_location === undefined ? "@client_test" : location(raw.canary_location);
@@ -184,7 +203,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const canaryUpstream = raw.canary_upstream === undefined ? "client_test" : upstreamName(raw.canary_upstream);
   if (canaryUpstream === undefined) return invalid("canary_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.canary_upstream);
   const canaryValue = raw.canary_value === undefined ? "1" : raw.canary_value;
-  if (typeof canaryValue !== "string" || canaryValue.length === 0) return invalid("canary_value", "a non-empty string", canaryValue);
+  const badValue = checkCanaryValue(canaryValue);
+  if (badValue !== undefined || typeof canaryValue !== "string") return invalid("canary_value", badValue ?? "", canaryValue);
   const debugHeader = raw.debug_header;
   if (debugHeader !== undefined && (typeof debugHeader !== "string" || !isToken(debugHeader))) {
     return invalid("debug_header", "an HTTP header name", debugHeader);
@@ -204,9 +224,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
     names[name] = value;
   }
   const userRule = names.user_header !== undefined || names.user_cookie !== undefined;
-  if (userRule && prefix.length > MAX_USER_KEY_PREFIX_BYTES) {
-    return invalid("key_prefix", `at most ${MAX_USER_KEY_PREFIX_BYTES} bytes when user_header or user_cookie is set`, prefix);
-  }
+  const badUserPrefix = checkKeyPrefix(prefix, userRule);
+  if (badUserPrefix !== undefined) return invalid("key_prefix", badUserPrefix, prefix);
 
   const dict = raw.cache_dict;
   if (dict !== undefined && dict !== false && (typeof dict !== "string" || !isToken(dict))) {

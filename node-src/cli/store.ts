@@ -1,15 +1,18 @@
 /**
- * The CLI's view of memcached: get/set/delete through memjs (binary protocol), and the key
- * listing `gray list` needs through `lru_crawler metadump`, which only the text protocol has.
- * Every failure becomes a StoreError naming the address that was tried.
+ * The CLI's view of the store: memcached, or a proxy in front of it (twemproxy), through the
+ * classic text protocol (memcached-text.ts). A write counts only when the server acknowledged it;
+ * everything else — refused, closed, timed out, an error line, a reply no memcached sends —
+ * becomes a StoreError naming the store, the command and what it answered.
  */
-import { createConnection } from "node:net";
-import memjs from "memjs";
+import { TextConnection, TextProtocolError, type StatusWord } from "./memcached-text.ts";
 
 export class StoreError extends Error {}
 
 /** memcached reads an expiry above 30 days as a Unix time, not a duration. */
 const MAX_RELATIVE_TTL_S = 30 * 24 * 3600;
+
+/** Connect, and each request from sending to the whole reply. */
+export const STORE_TIMEOUT_MS = 2000;
 
 export interface KeyInfo {
   key: string;
@@ -17,96 +20,132 @@ export interface KeyInfo {
   expires: number | undefined;
 }
 
-export function parseAddress(address: string): { host: string; port: number } | undefined {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(address);
+/** "host:port" or "[v6]:port" → its parts; undefined when it is not that. */
+export function parseHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) return undefined;
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
-export class AdminStore {
-  private readonly client: memjs.Client;
-
-  constructor(readonly address: string) {
-    this.client = memjs.Client.create(address, { retries: 0, timeout: 2, conntimeout: 2, logger: { log: () => undefined } });
-  }
-
-  private failed(what: string, err: unknown): StoreError {
-    const reason = err instanceof Error ? err.message : String(err);
-    return new StoreError(`cannot ${what} memcached at ${this.address}: ${reason}`);
-  }
-
-  async get(key: string): Promise<string | undefined> {
-    try {
-      const { value } = await this.client.get(key);
-      return value === null ? undefined : value.toString("latin1");
-    } catch (err) {
-      throw this.failed("read from", err);
-    }
-  }
-
-  async set(key: string, value: string, ttlSeconds = 0): Promise<void> {
-    const expires = ttlSeconds > MAX_RELATIVE_TTL_S ? Math.floor(Date.now() / 1000) + ttlSeconds : ttlSeconds;
-    let ok: boolean;
-    try {
-      ok = await this.client.set(key, Buffer.from(value, "latin1"), { expires });
-    } catch (err) {
-      throw this.failed("write to", err);
-    }
-    if (!ok) throw new StoreError(`memcached at ${this.address} refused to store ${key}`);
-  }
-
-  /** True when the key was there. */
-  async delete(key: string): Promise<boolean> {
-    try {
-      return await this.client.delete(key);
-    } catch (err) {
-      throw this.failed("write to", err);
-    }
-  }
-
-  /** Every key in memcached with its expiry (lru_crawler metadump all). */
-  keys(): Promise<KeyInfo[]> {
-    const target = parseAddress(this.address)!;
-    return new Promise((resolve, reject) => {
-      const socket = createConnection(target);
-      const chunks: Buffer[] = [];
-      const fail = (err: unknown) => {
-        socket.destroy();
-        reject(this.failed("list keys of", err));
-      };
-      socket.setTimeout(10000, () => fail(new Error("timed out")));
-      socket.on("error", fail);
-      socket.on("connect", () => socket.write("lru_crawler metadump all\r\n"));
-      socket.on("data", (chunk) => {
-        chunks.push(chunk);
-        const text = Buffer.concat(chunks).toString("latin1");
-        if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/m.test(text) && !text.includes("key=")) {
-          fail(new Error(text.trim()));
-        } else if (text.endsWith("END\r\n")) {
-          socket.end();
-          resolve(parseMetadump(text));
-        }
-      });
-    });
-  }
-
-  close(): void {
-    this.client.close();
+/** memcached's own limits on a key; the CLI's keys are checked long before (IPs, user ids, --prefix). */
+function assertKey(key: string): void {
+  const bytes = Buffer.from(key, "utf8");
+  if (bytes.length === 0 || bytes.length > 250 || bytes.some((b) => b <= 32 || b === 127)) {
+    throw new Error(`not a memcached text-protocol key (1-250 bytes, no spaces or control characters): ${JSON.stringify(key)}`);
   }
 }
 
-/** Lines "key=<url-encoded> exp=<unix time or -1> la=... ", ended by \n (the final END by \r\n). */
-export function parseMetadump(text: string): KeyInfo[] {
-  const out: KeyInfo[] = [];
-  for (const line of text.split(/\r?\n/)) {
-    const key = /^key=(\S+)/.exec(line);
-    if (!key) continue;
-    const exp = /\bexp=(-?\d+)/.exec(line);
-    const expires = exp && Number(exp[1]) > 0 ? Number(exp[1]) : undefined;
-    out.push({ key: decodeURIComponent(key[1]!), expires });
+/** metadump URL-encodes keys; bytes that are not UTF-8 stay encoded (such a key is none the CLI writes). */
+function decodeKey(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return encoded;
   }
-  return out;
+}
+
+export interface StoreOptions {
+  timeoutMs?: number;
+}
+
+export class AdminStore {
+  private readonly connection: TextConnection;
+
+  constructor(
+    readonly address: string,
+    options: StoreOptions = {},
+  ) {
+    const target = parseHostPort(address);
+    if (target === undefined) throw new StoreError(`not a memcached address (HOST:PORT): ${JSON.stringify(address)}`);
+    this.connection = new TextConnection({ ...target, timeoutMs: options.timeoutMs ?? STORE_TIMEOUT_MS });
+  }
+
+  /** Runs one request; a failure names the store, the command, and what the store did. */
+  private async ask<T>(command: string, outcome: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof TextProtocolError)) throw err;
+      throw new StoreError(`memcached at ${this.address}: ${command}: ${outcome}: it ${err.reason}`);
+    }
+  }
+
+  private expiry(ttlSeconds: number): number {
+    return ttlSeconds > MAX_RELATIVE_TTL_S ? Math.floor(Date.now() / 1000) + ttlSeconds : ttlSeconds;
+  }
+
+  /** A storage command that must be answered with one of `accepted`. */
+  private store(verb: "set" | "add" | "cas", key: string, value: string, ttlSeconds: number, cas: string | undefined, accepted: readonly StatusWord[]) {
+    assertKey(key);
+    const data = Buffer.from(value, "utf8");
+    const line = `${verb} ${key} 0 ${this.expiry(ttlSeconds)} ${data.length}${cas === undefined ? "" : ` ${cas}`}`;
+    return this.ask(`${verb} ${key}`, "not written", async () => {
+      const reply = await this.connection.status(line, data, ["STORED", "NOT_STORED", "EXISTS", "NOT_FOUND"]);
+      if (!accepted.includes(reply)) throw new TextProtocolError(`answered ${JSON.stringify(reply)}`);
+      return reply;
+    });
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    assertKey(key);
+    const found = await this.ask(`get ${key}`, "not read", () => this.connection.values("get", key));
+    return found?.value.toString("utf8");
+  }
+
+  /** The value and its compare-and-swap token, for cas(). */
+  async gets(key: string): Promise<{ value: string; cas: string } | undefined> {
+    assertKey(key);
+    const found = await this.ask(`gets ${key}`, "not read", () => this.connection.values("gets", key));
+    return found === undefined ? undefined : { value: found.value.toString("utf8"), cas: found.cas! };
+  }
+
+  /** Resolves only once the server answered STORED. */
+  async set(key: string, value: string, ttlSeconds = 0): Promise<void> {
+    await this.store("set", key, value, ttlSeconds, undefined, ["STORED"]);
+  }
+
+  /** True when stored, false when the key already existed (NOT_STORED). */
+  async add(key: string, value: string, ttlSeconds = 0): Promise<boolean> {
+    return (await this.store("add", key, value, ttlSeconds, undefined, ["STORED", "NOT_STORED"])) === "STORED";
+  }
+
+  /** "stored", or why not: someone changed it since gets ("exists"), or it is gone ("not_found"). */
+  async cas(key: string, value: string, cas: string, ttlSeconds = 0): Promise<"stored" | "exists" | "not_found"> {
+    const reply = await this.store("cas", key, value, ttlSeconds, cas, ["STORED", "EXISTS", "NOT_FOUND"]);
+    return reply === "STORED" ? "stored" : reply === "EXISTS" ? "exists" : "not_found";
+  }
+
+  /** True when the key was there (DELETED), false when it was already gone (NOT_FOUND). */
+  async delete(key: string): Promise<boolean> {
+    assertKey(key);
+    const reply = await this.ask(`delete ${key}`, "not deleted", () => this.connection.status(`delete ${key}`, undefined, ["DELETED", "NOT_FOUND"]));
+    return reply === "DELETED";
+  }
+
+  /** True when the key was there and now expires after ttlSeconds. */
+  async touch(key: string, ttlSeconds: number): Promise<boolean> {
+    assertKey(key);
+    const reply = await this.ask(`touch ${key}`, "not touched", () => this.connection.status(`touch ${key} ${this.expiry(ttlSeconds)}`, undefined, ["TOUCHED", "NOT_FOUND"]));
+    return reply === "TOUCHED";
+  }
+
+  async version(): Promise<string> {
+    return this.ask("version", "no version", () => this.connection.version());
+  }
+
+  /**
+   * Every key with its expiry, by `lru_crawler metadump all`: only memcached itself answers it
+   * (twemproxy closes the connection on it, as on any command it does not forward).
+   */
+  async keys(): Promise<KeyInfo[]> {
+    const entries = await this.ask("lru_crawler metadump all", "keys not listed", () => this.connection.metadump());
+    return entries.map(({ key, exp }) => ({ key: decodeKey(key), expires: exp > 0 ? exp : undefined }));
+  }
+
+  close(): void {
+    this.connection.close();
+  }
 }
 
 /** Runs with a store that is always closed, whatever happens. */

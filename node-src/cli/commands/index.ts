@@ -1,0 +1,14 @@
+/** Every `gray` command, in the order `gray --help` lists them. */
+import type { Command } from "../command.ts";
+import { addUser } from "./add-user.ts";
+import { add } from "./add.ts";
+import { explain } from "./explain.ts";
+import { list } from "./list.ts";
+import { release } from "./release.ts";
+import { removeUser } from "./remove-user.ts";
+import { remove } from "./remove.ts";
+import { status } from "./status.ts";
+import { upgrade } from "./upgrade.ts";
+import { weight } from "./weight.ts";
+
+export const COMMANDS: readonly Command[] = [add, remove, list, addUser, removeUser, weight, explain, status, release, upgrade];

@@ -1,0 +1,57 @@
+/** Flags that several commands take (--ttl, --value, --url and other URLs), and --prefix's check: their parseArgs options, help lines and checks. */
+import { checkCanaryValue, checkKeyPrefix } from "../../lua-src/gray/options.ts";
+import { type Context, UsageError, stringFlag } from "./command.ts";
+import { DEFAULT_STATUS_URL } from "./status.ts";
+
+/** Ten years: longer is surely a typo. */
+const MAX_TTL_S = 10 * 365 * 24 * 3600;
+
+export const ttlOption = { ttl: { type: "string" } } as const;
+export const ttlHelp = "  --ttl S                expire the flag after S seconds (default: never)";
+
+/** --ttl in whole seconds; 0 (never) when not given. */
+export function ttlOf(ctx: Context): number {
+  const raw = stringFlag(ctx, "ttl");
+  if (raw === undefined) return 0;
+  const ttl = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
+  if (!(ttl >= 1 && ttl <= MAX_TTL_S)) throw new UsageError(`--ttl must be a whole number of seconds from 1 to ${MAX_TTL_S}: ${JSON.stringify(raw)}`);
+  return ttl;
+}
+
+export const valueOption = { value: { type: "string" } } as const;
+export const valueHelp = "  --value V              the router's canary_value (default 1)";
+
+/** --value: the router's canary_value, checked by the rules configure() applies to it. */
+export function canaryValueOf(ctx: Context): string {
+  const value = stringFlag(ctx, "value", "1");
+  const bad = checkCanaryValue(luaBytes(value));
+  if (bad !== undefined) throw new UsageError(`--value must be ${bad}, as the router's canary_value: ${JSON.stringify(value)}`);
+  return value;
+}
+
+export const urlHelp = `  --url URL              the router's status location (default ${DEFAULT_STATUS_URL})`;
+
+/** An http:// or https:// URL, or a UsageError naming the flag. */
+export function httpUrl(flag: string, raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") throw new UsageError(`--${flag} takes an http:// URL: ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/** The text as Lua (and memcached) sees it, one char per byte of its UTF-8: what the router's checks count. */
+export function luaBytes(text: string): string {
+  return Buffer.from(text, "utf8").toString("latin1");
+}
+
+/** --prefix, checked by the rules configure() applies to key_prefix (stricter for commands that write user keys). */
+export function checkPrefix(prefix: string, userKeys: boolean): string {
+  const bad = checkKeyPrefix(luaBytes(prefix), userKeys);
+  if (bad === undefined) return prefix;
+  const shown = prefix.length > 40 ? `${prefix.slice(0, 40)}...` : prefix;
+  throw new UsageError(`--prefix must be ${bad}, as the router's key_prefix (got ${Buffer.byteLength(prefix)} bytes: ${JSON.stringify(shown)})`);
+}

@@ -1,0 +1,23 @@
+/** What the flagging commands take as arguments: IPs, CIDRs and user ids, checked and normalised as the router reads them. */
+import { formatAddress, formatCidr, parseAddress, parseCidr } from "../../lua-src/gray/ip.ts";
+import { isUserId } from "../../lua-src/gray/rules.ts";
+import { UsageError } from "./command.ts";
+
+/** An IP becomes a per-IP flag key, a CIDR an entry of the range list; both normalised as nginx prints them. */
+export type Target = { kind: "ip"; text: string } | { kind: "range"; text: string };
+
+export function parseTarget(arg: string): Target {
+  if (arg.includes("/")) {
+    const cidr = parseCidr(arg);
+    if (cidr !== undefined) return { kind: "range", text: formatCidr(cidr) };
+  } else {
+    const addr = parseAddress(arg);
+    if (addr !== undefined) return { kind: "ip", text: formatAddress(addr) };
+  }
+  throw new UsageError(`not an IP address or CIDR: ${JSON.stringify(arg)}`);
+}
+
+export function checkUserId(id: string): string {
+  if (!isUserId(id)) throw new UsageError(`not a user id (1-64 letters, digits or - . _ ~ @ + = :): ${JSON.stringify(id)}`);
+  return id;
+}
