@@ -85,7 +85,10 @@ export interface MasterCommand {
 
 export function masterCommand(pid: number): MasterCommand {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+    // nginx overwrites its argv with its title, "nginx: master process " and the command line as typed.
+    const title = /^nginx: master process (.*)$/.exec(raw.join(" "));
+    const argv = title ? title[1]!.split(/\s+/) : raw;
     return { argv, cwd: readlinkSync(`/proc/${pid}/cwd`), root: `/proc/${pid}/root` };
   } catch (err) {
     throw new UpgradeError(`cannot read how nginx master ${pid} was started (/proc/${pid}): ${(err as Error).message}`);

@@ -9,10 +9,10 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LUA_DIR, ROOT } from "./paths.ts";
+import { EXAMPLES_DIR, LUA_DIR } from "./paths.ts";
 import { DEBIAN_MODULES, type Flavour, type Pattern, type RouterSite, renderMain, renderSite } from "./nginx-conf.ts";
 
-const out = join(ROOT, "dist", "nginx");
+const out = EXAMPLES_DIR;
 
 const site: RouterSite = {
   comments: true,

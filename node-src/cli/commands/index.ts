@@ -2,13 +2,16 @@
 import type { Command } from "../command.ts";
 import { addUser } from "./add-user.ts";
 import { add } from "./add.ts";
+import { check } from "./check.ts";
 import { explain } from "./explain.ts";
 import { list } from "./list.ts";
+import { paths } from "./paths.ts";
 import { release } from "./release.ts";
+import { reload } from "./reload.ts";
 import { removeUser } from "./remove-user.ts";
 import { remove } from "./remove.ts";
 import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { weight } from "./weight.ts";
 
-export const COMMANDS: readonly Command[] = [add, remove, list, addUser, removeUser, weight, explain, status, release, upgrade];
+export const COMMANDS: readonly Command[] = [add, remove, list, addUser, removeUser, weight, explain, status, release, upgrade, check, reload, paths];
