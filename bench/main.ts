@@ -42,7 +42,7 @@ const { values } = parseArgs({
 const LOAD: Load = { rounds: Number(values.rounds), seconds: Number(values.seconds), connections: Number(values.connections) };
 /** Growth has many points: fewer, shorter rounds each. */
 const GROWTH_LOAD: Load = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: Math.min(LOAD.seconds, 3) };
-const PARTS = new Set(values.parts!.split(","));
+const PARTS = new Set(values.parts.split(","));
 const MEMORY_REQUESTS = Number(values.requests);
 
 function machine(runtime: Runtime): Record<string, unknown> {
@@ -157,4 +157,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code));
+void main().then((code) => process.exit(code));

@@ -113,7 +113,7 @@ export class NginxServer {
       }
     } catch (err) {
       // With -e, nginx writes why it refused to start to error.log rather than to stderr.
-      throw new Error(`nginx did not start: ${(err as Error).message}\n${this.errorLog()}`);
+      throw new Error(`nginx did not start: ${(err as Error).message}\n${this.errorLog()}`, { cause: err });
     }
   }
 

@@ -95,7 +95,7 @@ describe("the CLI through twemproxy", () => {
 
   it("explain and status read through it", async () => {
     await ok(["add", "127.0.0.78"]);
-    const e = JSON.parse(await ok(["explain", "127.0.0.78", "--url", router.statusUrl, "--json"]));
+    const e = JSON.parse(await ok(["explain", "127.0.0.78", "--url", router.statusUrl, "--json"])) as unknown;
     expect(e).toMatchObject({ route: "canary", rule: "ip" });
     const status = await ok(["status", "--url", router.statusUrl]);
     expect(status).toMatch(new RegExp(`memcached ${proxy.address.replace(/\./g, "\\.")}`));

@@ -9,6 +9,7 @@ import { FlagStore } from "../harness/flags.ts";
 import { GRAY_BIN, gray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { AppCopy, RouterStack } from "../harness/stack.ts";
+import type { Outcome, StepEvent } from "../node-src/cli/release.ts";
 import { sharedMemcached, testRuntime, useRouter } from "./support.ts";
 
 /** 64 clients whose buckets put none under 1 % and a few under 10 %. */
@@ -92,8 +93,8 @@ describe("gray release, failing canary", () => {
     const r = await gray(["release", "--steps", "1,10,50,100", "--interval", `${interval}ms`, "--max-error-rate", "1%", "--status-url", router.statusUrl, "--json"], env());
     expect(r.code).toBe(3);
     expect(await flags.get("gray:weight")).toBe("0");
-    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-    const last = events.at(-1);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as StepEvent | Outcome);
+    const last = events.at(-1) as Outcome & { event: "rolled_back" };
     expect(events.slice(0, -1).every((e) => e.event === "step" && e.canary.rate === 0)).toBe(true);
     expect(last).toMatchObject({ event: "rolled_back", maxErrorRate: 0.01 });
     expect(last.weight).toBeGreaterThan(1);
@@ -105,7 +106,7 @@ describe("gray release, failing canary", () => {
     const after = load.now();
     await sleep(1000);
     await load.stop();
-    expect(load.summary(after)).toMatchObject({ failed: 0, routes: { stable: expect.any(Number) } });
+    expect(load.summary(after).failed).toBe(0);
     expect(Object.keys(load.summary(after).routes)).toEqual(["stable"]);
   });
 

@@ -15,6 +15,7 @@ import { checkCanaryValue, checkKeyPrefix, parseOptions } from "../lua-src/gray/
 import { TextConnection } from "../node-src/cli/memcached-text.ts";
 import { AdminStore, STORE_TIMEOUT_MS } from "../node-src/cli/store.ts";
 import { sharedMemcached, testRuntime, useRouter } from "./support.ts";
+import type { Listing } from "../node-src/cli/commands/list.ts";
 
 /** One router for the file, on the shared memcached (flushed before each test): release and status read its /gray/status. */
 const ctx = useRouter();
@@ -285,10 +286,10 @@ describe("stored values the router ignores", () => {
     expect(text.stdout).toContain("ranges  198.51.100.0/24\n");
     expect(text.stdout).toContain(`  "junk" ignored by the router: not an IPv4 or IPv6 address or CIDR`);
     expect(text.stdout).toContain(`  "10.0.0.0/33" ignored by the router`);
-    const json = JSON.parse((await gray(["list", "--json"], env())).stdout);
+    const json = JSON.parse((await gray(["list", "--json"], env())).stdout) as Listing;
     expect(json.weight).toBeNull();
     expect(json.ranges).toEqual(["198.51.100.0/24"]);
-    expect(json.ignored.weight.value).toBe("abc");
+    expect(json.ignored.weight?.value).toBe("abc");
     expect(json.ignored.ranges.map((r: { value: string }) => r.value)).toEqual(["junk", "10.0.0.0/33"]);
 
     const status = await gray(["status", "--url", ctx.router.statusUrl], env());

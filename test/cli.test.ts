@@ -7,6 +7,7 @@ import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { routeOf, sharedMemcached, useRouter } from "./support.ts";
 import { COMMANDS } from "../node-src/cli/commands/index.ts";
+import type { Listing } from "../node-src/cli/commands/list.ts";
 
 
 describe("gray CLI", () => {
@@ -55,7 +56,7 @@ describe("gray CLI", () => {
     await ctx.flags.set("203.0.113.10", "0"); // not canary_value: not listed
     const json = await gray(["list", "--json"], env());
     expect(json.code).toBe(0);
-    const listed = JSON.parse(json.stdout);
+    const listed = JSON.parse(json.stdout) as Listing;
     expect(listed.ips.map((i: { ip: string }) => i.ip).sort()).toEqual(["2001:db8::9", "203.0.113.9"]);
     expect(listed.users.map((u: { user: string }) => u.user)).toEqual(["carol"]);
     expect(listed.ranges).toEqual(["10.9.0.0/16"]);
@@ -139,7 +140,7 @@ describe("gray CLI", () => {
     await ctx.flags.set("127.0.6.5");
     await closeAgents();
     const url = ctx.router.statusUrl;
-    const flagged = JSON.parse((await gray(["explain", "127.0.6.5", "--url", url, "--json"], env())).stdout);
+    const flagged = JSON.parse((await gray(["explain", "127.0.6.5", "--url", url, "--json"], env())).stdout) as unknown;
     expect(flagged).toMatchObject({ route: "canary", rule: "ip" });
     await ctx.flags.set("uid:erin");
     const user = await gray(["explain", "203.0.113.99", "--user", "erin", "--url", url], env());

@@ -110,7 +110,7 @@ describe("explain agrees with nginx", () => {
           const lua = { route: reply.body.trim(), rule: reply.headers["x-gray-route-rule"] };
           byRule.set(js.rule, (byRule.get(js.rule) ?? 0) + 1);
           if (reply.status !== 200 || lua.route !== js.route || lua.rule !== js.rule) {
-            disagreements.push(`${JSON.stringify({ state, ...v })}: nginx ${reply.status} ${lua.route}/${lua.rule}, explain ${js.route}/${js.rule}`);
+            disagreements.push(`${JSON.stringify({ state, ...v })}: nginx ${reply.status} ${lua.route}/${String(lua.rule)}, explain ${js.route}/${js.rule}`);
           }
         }
       }

@@ -90,7 +90,7 @@ describe("import layout", () => {
   });
 
   it("lua-src imports no package but the modules nginx provides (tstl.json noResolvePaths)", () => {
-    const provided: string[] = JSON.parse(readFileSync(join(ROOT, "tstl.json"), "utf8")).tstl.noResolvePaths;
+    const provided = (JSON.parse(readFileSync(join(ROOT, "tstl.json"), "utf8")) as { tstl: { noResolvePaths: string[] } }).tstl.noResolvePaths;
     const foreign = [...imports]
       .filter(([file]) => layerOf(file) === 0)
       .flatMap(([file, i]) => i.bare.filter((spec) => !provided.includes(spec)).map((spec) => `${file} imports ${spec}`));

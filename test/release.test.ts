@@ -13,6 +13,7 @@ import { explain, routerOptions } from "../node-src/cli/explain.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { expectCleanLog, routeOf, sharedMemcached, useRouter } from "./support.ts";
+import type { Listing } from "../node-src/cli/commands/list.ts";
 
 /** A change in memcached routes within 1 s (cache_ttl_ms is 500 by default). */
 const PROPAGATION_MS = 1000;
@@ -68,7 +69,7 @@ describe("worked release", () => {
       expect(status.routes.canary.responses_5xx).toBe(0);
       lastStatus = status;
     }
-    const listed = JSON.parse(await cli(["list", "--json"]));
+    const listed = JSON.parse(await cli(["list", "--json"])) as Listing;
     expect(listed.ips.map((i: { ip: string }) => i.ip).sort()).toEqual(testers);
     expect(listed.weight).toBe(100);
   });

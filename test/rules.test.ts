@@ -60,7 +60,7 @@ describe("weights", () => {
 });
 
 describe("ranges", () => {
-  const cidrs = (list: string[]) => list.map((c) => parseCidr(c)!) as Cidr[];
+  const cidrs = (list: string[]): Cidr[] => list.map((c) => parseCidr(c)!);
 
   it("parses lists split by spaces, commas and newlines, and keeps the bad entries apart", () => {
     const parsed = parseRangeList(" 203.0.113.0/24,2001:db8::/32\n bogus 10.0.0.0/33 ");

@@ -98,7 +98,7 @@ function jsonObject(fields: string[][]): string {
 }
 
 function jsonCounts<T>(counts: T, names: (keyof T)[]): string {
-  return jsonObject(names.map((n) => [n as string, `${counts[n]}`]));
+  return jsonObject(names.map((n) => [n as string, String(counts[n])]));
 }
 
 function jsonConfig(c: RuleConfig): string {

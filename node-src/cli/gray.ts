@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let work: () => Promise<Output>;
-  let json = false;
+  let json: boolean;
   try {
     const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
     if (values.help) {

@@ -66,7 +66,8 @@ type Expect =
   | { kind: "version" }
   | { kind: "dump" };
 
-type Reply = StatusWord | ValueReply[] | string | DumpEntry[];
+/** A status word, the values of a get, what `version` answered, or a metadump. */
+type Reply = StatusWord | ValueReply[] | { version: string } | DumpEntry[];
 
 const CRLF = "\r\n";
 const ERROR_WORDS = ["ERROR", "CLIENT_ERROR", "SERVER_ERROR"] as const;
@@ -139,7 +140,7 @@ function parseReply(buf: Buffer, expect: Expect, state: ParseState): Parsed {
         return { done: true, reply: line as StatusWord, used: next };
       case "version":
         if (!/^VERSION \S+$/.test(line)) throw notAReply(buf.subarray(at, next));
-        return { done: true, reply: line.slice("VERSION ".length), used: next };
+        return { done: true, reply: { version: line.slice("VERSION ".length) }, used: next };
       case "dump": {
         if (line === "END") return { done: true, reply: dump, used: next };
         const m = /^key=(\S+) exp=(-?\d+)( |$)/.exec(line);
@@ -335,7 +336,7 @@ export class TextConnection {
   }
 
   async version(): Promise<string> {
-    return (await this.request("version", undefined, { kind: "version" })) as string;
+    return ((await this.request("version", undefined, { kind: "version" })) as { version: string }).version;
   }
 
   async metadump(): Promise<DumpEntry[]> {

@@ -4,7 +4,7 @@ import { USER_KEY, isUserId } from "../../../lua-src/gray/rules.ts";
 import { type Command, noArgs } from "../command.ts";
 import { canaryValueOf, valueHelp, valueOption } from "../shared-flags.ts";
 import { type AdminStore, type KeyInfo, StoreError, withStore } from "../store.ts";
-import { readStoredRules } from "../stored-rules.ts";
+import { type Ignored, readStoredRules } from "../stored-rules.ts";
 
 /** Only memcached itself can list its keys: a proxy in front of it (twemproxy, mcrouter) does not forward metadump. */
 async function allKeys(store: AdminStore): Promise<KeyInfo[]> {
@@ -14,6 +14,15 @@ async function allKeys(store: AdminStore): Promise<KeyInfo[]> {
     if (!(err instanceof StoreError)) throw err;
     throw new StoreError(`${err.message} (gray list finds flags with lru_crawler metadump, which only memcached itself answers: a proxy such as twemproxy does not forward it)`);
   }
+}
+
+/** What `gray list --json` prints. */
+export interface Listing {
+  weight: number | null;
+  ranges: string[];
+  ips: { ip: string; expires: number | undefined }[];
+  users: { user: string; expires: number | undefined }[];
+  ignored: { weight: Ignored | null; ranges: Ignored[] };
 }
 
 export const list: Command = {
@@ -59,7 +68,7 @@ export const list: Command = {
           `users   ${users.length ? "" : "(none)"}`,
           ...users.map((u) => `  ${u.user}${until(u.expires)}`),
         ].join("\n");
-        const data = {
+        const data: Listing = {
           weight: rules.weight ?? null,
           ranges: rules.ranges,
           ips,
