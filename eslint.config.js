@@ -23,7 +23,9 @@ export default tseslint.config(
   },
   {
     files: ["node-src/**/*.ts", "harness/**/*.ts", "bench/**/*.ts", "test/**/*.ts", "vitest.config.ts"],
-    languageOptions: { parserOptions: { project: ["./tsconfig.json", "./test/tsconfig.json"], tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: { project: ["./tsconfig.json", "./test/tsconfig.json"], tsconfigRootDir: import.meta.dirname },
+    },
   },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
 );

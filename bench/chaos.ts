@@ -5,7 +5,18 @@
  * (half of it with the store broken) and prints the README's "What it survives" table. Exits 1
  * when a case misses a bar or worker memory grew past its bound.
  */
-import { CHAOS_CASES, type CaseResult, LATENCY_BOUND_MS, LATENCY_MARGIN_MS, RECOVERY_BOUND_MS, RSS_GROWTH_BOUND_KIB, TIMEOUT_MS, missedBars, renderChaosTable, runChaos } from "../harness/chaos.ts";
+import {
+  CHAOS_CASES,
+  type CaseResult,
+  LATENCY_BOUND_MS,
+  LATENCY_MARGIN_MS,
+  RECOVERY_BOUND_MS,
+  RSS_GROWTH_BOUND_KIB,
+  TIMEOUT_MS,
+  missedBars,
+  renderChaosTable,
+  runChaos,
+} from "../harness/chaos.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { tableArgs } from "./table-args.ts";
 
@@ -24,8 +35,11 @@ for (const name of runtimes) {
     });
     for (const m of run.memory) {
       const growth = m.lastKib - m.firstKib;
-      memory.push(`${name}, lua_shared_dict ${m.dict}: ${m.firstKib} → ${m.lastKib} KiB (${growth >= 0 ? "+" : ""}${growth})`);
-      if (growth > RSS_GROWTH_BOUND_KIB) problems.push(`${name}: worker RssAnon grew ${growth} KiB > ${RSS_GROWTH_BOUND_KIB}`);
+      memory.push(
+        `${name}, lua_shared_dict ${m.dict}: ${m.firstKib} → ${m.lastKib} KiB (${growth >= 0 ? "+" : ""}${growth})`,
+      );
+      if (growth > RSS_GROWTH_BOUND_KIB)
+        problems.push(`${name}: worker RssAnon grew ${growth} KiB > ${RSS_GROWTH_BOUND_KIB}`);
     }
   } catch (err) {
     problems.push(`${name}: ${(err as Error).message}`);

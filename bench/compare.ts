@@ -7,7 +7,17 @@
 import { execSync } from "node:child_process";
 import type { FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
-import { type Bed, type Load, type Sample, type Target, interleave, median, ratios, startVariant, table } from "./measure.ts";
+import {
+  type Bed,
+  type Load,
+  type Sample,
+  type Target,
+  interleave,
+  median,
+  ratios,
+  startVariant,
+  table,
+} from "./measure.ts";
 import { VARIANTS, type Variant } from "./variants.ts";
 
 /** What a cached router may add to its pattern's floor, in worker CPU µs per request. */
@@ -42,7 +52,12 @@ export async function compareVariants(bed: Bed, load: Load, memcached: Memcached
     // the two differ only in what routes the request, not in what the client sends.
     const plainNginx = started.find((t) => t.name === "plain")!.nginx;
     const baselineOf = (v: Variant) => (v.wrkScript === undefined ? "plain" : `plain·${v.name}`);
-    const baselines = VARIANTS.filter((v) => v.wrkScript !== undefined).map((v) => ({ name: baselineOf(v), nginx: plainNginx, script: v.wrkScript, logOffset: 0 }));
+    const baselines = VARIANTS.filter((v) => v.wrkScript !== undefined).map((v) => ({
+      name: baselineOf(v),
+      nginx: plainNginx,
+      script: v.wrkScript,
+      logOffset: 0,
+    }));
     const measured = [...started, ...baselines];
     for (const v of VARIANTS) for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
     // Warm-up: pools, caches and LuaJIT traces; error.log is judged from here on.
@@ -57,8 +72,18 @@ export async function compareVariants(bed: Bed, load: Load, memcached: Memcached
       return s;
     });
     const described = [
-      ...VARIANTS.map((v) => ({ name: v.name, about: v.about, baseline: baselineOf(v), nginx: started.find((x) => x.name === v.name)! })),
-      ...baselines.map((b) => ({ name: b.name, about: `plain proxy_pass with ${b.name.slice("plain·".length)}'s requests: its ratio is taken against this`, baseline: "plain", nginx: undefined })),
+      ...VARIANTS.map((v) => ({
+        name: v.name,
+        about: v.about,
+        baseline: baselineOf(v),
+        nginx: started.find((x) => x.name === v.name)!,
+      })),
+      ...baselines.map((b) => ({
+        name: b.name,
+        about: `plain proxy_pass with ${b.name.slice("plain·".length)}'s requests: its ratio is taken against this`,
+        baseline: "plain",
+        nginx: undefined,
+      })),
     ];
     const rows = described.map((d) => {
       const rs: Sample[] = samples.get(d.name)!;
@@ -67,7 +92,11 @@ export async function compareVariants(bed: Bed, load: Load, memcached: Memcached
         variant: d.name,
         about: d.about,
         baseline: d.baseline,
-        rps: { min: Math.min(...rs.map((x) => x.rps)), median: median(rs.map((x) => x.rps)), max: Math.max(...rs.map((x) => x.rps)) },
+        rps: {
+          min: Math.min(...rs.map((x) => x.rps)),
+          median: median(rs.map((x) => x.rps)),
+          max: Math.max(...rs.map((x) => x.rps)),
+        },
         ratio: { min: Math.min(...r), median: median(r), max: Math.max(...r) },
         cpu_us_per_request: median(rs.map((x) => x.cpuUs)),
         p50_ms: median(rs.map((x) => x.p50Ms)),
@@ -83,25 +112,47 @@ export async function compareVariants(bed: Bed, load: Load, memcached: Memcached
     const routers = ["cached", "cached-var", "miss", "rules"].map(row);
     const target = (name: string, value: number, met: boolean): Goal => ({ name, value, met });
     // Each pattern against its own floor: worker CPU per request, the median of the rounds' paired differences.
-    const overFloor = (variant: string, floor: string) => median(samples.get(variant)!.map((s, i) => s.cpuUs - samples.get(floor)![i]!.cpuUs));
+    const overFloor = (variant: string, floor: string) =>
+      median(samples.get(variant)!.map((s, i) => s.cpuUs - samples.get(floor)![i]!.cpuUs));
     const varOverFloor = overFloor("cached-var", "floor-var");
     const execOverFloor = overFloor("cached", "floor");
     const overSeed = Math.min(row("cached").rps.median, row("cached-var").rps.median) / row("seed").rps.median;
     const logLines = routers.reduce((n, r) => n + r.log_lines, 0);
     const timeWaitGrowth = Math.max(...routers.map((r) => r.memcached_time_wait));
     const targets = [
-      target(`router by variable (cached) <= its floor + ${FLOOR_MARGIN_US} µs CPU/request`, varOverFloor, varOverFloor <= FLOOR_MARGIN_US),
-      target(`router by ngx.exec (cached) <= its floor + ${FLOOR_MARGIN_US} µs CPU/request`, execOverFloor, execOverFloor <= FLOOR_MARGIN_US),
+      target(
+        `router by variable (cached) <= its floor + ${FLOOR_MARGIN_US} µs CPU/request`,
+        varOverFloor,
+        varOverFloor <= FLOOR_MARGIN_US,
+      ),
+      target(
+        `router by ngx.exec (cached) <= its floor + ${FLOOR_MARGIN_US} µs CPU/request`,
+        execOverFloor,
+        execOverFloor <= FLOOR_MARGIN_US,
+      ),
       target("router (cached, both patterns) >= 3 x the seed's script", overSeed, overSeed >= 3),
       target("error.log silent (router variants)", logLines, logLines === 0),
       target("memcached TIME_WAIT flat (router variants)", timeWaitGrowth, timeWaitGrowth < 50),
     ];
     const varRps = samples.get("cached-var")!;
     const shownAs = (base: string) => fmt(median(ratios(varRps, samples.get(base)!)));
-    console.log(`\n${load.rounds} rounds x ${load.seconds} s, wrk -t1 -c${load.connections}, 1 nginx worker per variant, ${bed.runtime.name} runtime\n`);
+    console.log(
+      `\n${load.rounds} rounds x ${load.seconds} s, wrk -t1 -c${load.connections}, 1 nginx worker per variant, ${bed.runtime.name} runtime\n`,
+    );
     console.log(
       table(
-        ["variant", "req/s (median)", "min..max", "ratio to its plain (min/median/max)", "worker CPU µs/req", "p50 ms", "p99 ms (min..max)", "errors", "log warn+", "mc TIME_WAIT"],
+        [
+          "variant",
+          "req/s (median)",
+          "min..max",
+          "ratio to its plain (min/median/max)",
+          "worker CPU µs/req",
+          "p50 ms",
+          "p99 ms (min..max)",
+          "errors",
+          "log warn+",
+          "mc TIME_WAIT",
+        ],
         rows.map((r) => [
           r.variant,
           fmt(r.rps.median, 0),
@@ -118,11 +169,12 @@ export async function compareVariants(bed: Bed, load: Load, memcached: Memcached
     );
     console.log("");
     for (const r of rows) console.log(`${r.variant}: ${r.about}`);
-    console.log(`\nrouter by variable (cached): ${shownAs("plain")} x plain, ${shownAs("split_clients")} x split_clients (req/s, median of rounds);` +
-      ` CPU over its floor ${fmt(varOverFloor)} µs/request; by ngx.exec ${fmt(execOverFloor)} µs/request over its floor`);
+    console.log(
+      `\nrouter by variable (cached): ${shownAs("plain")} x plain, ${shownAs("split_clients")} x split_clients (req/s, median of rounds);` +
+        ` CPU over its floor ${fmt(varOverFloor)} µs/request; by ngx.exec ${fmt(execOverFloor)} µs/request over its floor`,
+    );
     return { rows, targets };
   } finally {
     for (const s of started) await s.nginx.stop();
   }
 }
-

@@ -60,7 +60,11 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
         await current?.router.stop();
         // Several workers share the port through reuseport, or one would take most connections.
         const listen = workers > 1 ? " reuseport" : "";
-        current = { workers, plain: await startVariant(ctx, plain(listen), workers), router: await startVariant(ctx, router(TRUSTED, listen), workers) };
+        current = {
+          workers,
+          plain: await startVariant(ctx, plain(listen), workers),
+          router: await startVariant(ctx, router(TRUSTED, listen), workers),
+        };
       }
       await p.prepare?.();
       const { plain: plainNginx, router: routerNginx } = current;
@@ -68,7 +72,13 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
       let samples = new Map<string, Sample[]>();
       const note = await hitRate(routerNginx.url, async () => {
         // Plain proxy_pass gets the same requests, so the pair differs only in the routing.
-        samples = await interleave([{ name: "plain", nginx: plainNginx, script: p.script, workers }, { name, nginx: routerNginx, script: p.script, workers }], ctx.load);
+        samples = await interleave(
+          [
+            { name: "plain", nginx: plainNginx, script: p.script, workers },
+            { name, nginx: routerNginx, script: p.script, workers },
+          ],
+          ctx.load,
+        );
       });
       const plainSamples = samples.get("plain")!;
       const routerSamples = samples.get(name)!;
@@ -93,7 +103,8 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
 function* bulkKeys(from: number, to: number): Generator<string> {
   // The first thousand flags are clients the run asks for (so some go to canary); the rest are
   // other keys, in 2001:db8::/32 form, that only fill memcached.
-  for (let i = from; i < to; i++) yield i < 1000 ? cyclingClient(i * 97) : `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
+  for (let i = from; i < to; i++)
+    yield i < 1000 ? cyclingClient(i * 97) : `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
 }
 
 /** 100.64.0.0/10-ish /24s, every other one so none merge with the next. */
@@ -101,7 +112,10 @@ function rangeList(count: number): string {
   return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`).join(" ");
 }
 
-export async function growth(ctx: GrowthContext, sizes: { flagged: number[]; clients: number[]; ranges: number[] }): Promise<GrowthPoint[]> {
+export async function growth(
+  ctx: GrowthContext,
+  sizes: { flagged: number[]; clients: number[]; ranges: number[] },
+): Promise<GrowthPoint[]> {
   await ctx.flags.flush();
   let flagged = 0;
   const series: Series[] = [
@@ -115,7 +129,10 @@ export async function growth(ctx: GrowthContext, sizes: { flagged: number[]; cli
         },
       })),
     },
-    { name: "clients", points: sizes.clients.map((n) => ({ label: n.toLocaleString("en"), script: cyclingClients(n) })) },
+    {
+      name: "clients",
+      points: sizes.clients.map((n) => ({ label: n.toLocaleString("en"), script: cyclingClients(n) })),
+    },
     {
       name: "ranges",
       points: sizes.ranges.map((n) => ({

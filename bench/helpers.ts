@@ -38,7 +38,13 @@ export async function helperTimes(runtime: Runtime, luaPaths: string[]): Promise
   const port = await freePort();
   const nginx = await startNginx(
     runtime,
-    [`lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`, "server {", `    listen 127.0.0.1:${port};`, `    location / { content_by_lua_block { ${CHUNK} } }`, "}"],
+    [
+      `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
+      "server {",
+      `    listen 127.0.0.1:${port};`,
+      `    location / { content_by_lua_block { ${CHUNK} } }`,
+      "}",
+    ],
     port,
   );
   try {

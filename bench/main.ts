@@ -39,7 +39,11 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000000" },
   },
 });
-const LOAD: Load = { rounds: Number(values.rounds), seconds: Number(values.seconds), connections: Number(values.connections) };
+const LOAD: Load = {
+  rounds: Number(values.rounds),
+  seconds: Number(values.seconds),
+  connections: Number(values.connections),
+};
 /** Growth has many points: fewer, shorter rounds each. */
 const GROWTH_LOAD: Load = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: Math.min(LOAD.seconds, 3) };
 const PARTS = new Set(values.parts.split(","));
@@ -52,11 +56,24 @@ function machine(runtime: Runtime): Record<string, unknown> {
   } catch {
     nginx = "not on PATH";
   }
-  return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), kernel: release(), node: process.version, nginx, runtime: runtime.name };
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memory_gib: +(totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    nginx,
+    runtime: runtime.name,
+  };
 }
 
 /** Runs `use` on the variant's own nginx, with the memcached keys it needs, then stops it. */
-async function withVariant<T>(bed: Bed, flags: FlagStore, v: Variant, use: (nginx: NginxServer) => Promise<T>): Promise<T> {
+async function withVariant<T>(
+  bed: Bed,
+  flags: FlagStore,
+  v: Variant,
+  use: (nginx: NginxServer) => Promise<T>,
+): Promise<T> {
   const nginx = await startVariant(bed, v.http);
   try {
     for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
@@ -89,25 +106,45 @@ async function main(): Promise<number> {
         { flagged: [10, 1000, 100000, 1000000], clients: [10, 1000, 10000, 100000], ranges: [1, 100, 10000] },
       );
       result.growth = { load: GROWTH_LOAD, points };
-      console.log(`\nGrowth (${GROWTH_LOAD.rounds} rounds x ${GROWTH_LOAD.seconds} s per point, router against plain proxy_pass in the same rounds)\n`);
+      console.log(
+        `\nGrowth (${GROWTH_LOAD.rounds} rounds x ${GROWTH_LOAD.seconds} s per point, router against plain proxy_pass in the same rounds)\n`,
+      );
       console.log(
         table(
           ["grows", "to", "router req/s", "ratio to plain", "worker CPU µs/req (plain)", "note"],
-          points.map((p) => [p.series, p.point, fmt(p.rps, 0), fmt(p.ratio), `${fmt(p.cpuUs, 1)} (${fmt(p.plainCpuUs, 1)})`, p.note]),
+          points.map((p) => [
+            p.series,
+            p.point,
+            fmt(p.rps, 0),
+            fmt(p.ratio),
+            `${fmt(p.cpuUs, 1)} (${fmt(p.plainCpuUs, 1)})`,
+            p.note,
+          ]),
         ),
       );
     }
     if (PARTS.has("memory")) {
       const runs = [];
       for (const v of VARIANTS.filter((x) => x.name === "cached" || x.name === "rules")) {
-        runs.push(await withVariant(bed, flags, v, (nginx) => memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript)));
+        runs.push(
+          await withVariant(bed, flags, v, (nginx) =>
+            memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript),
+          ),
+        );
       }
       result.memory = runs;
-      console.log(`\nMemory: one worker's RssAnon over ${MEMORY_REQUESTS.toLocaleString("en")} requests, sampled every 2 s\n`);
+      console.log(
+        `\nMemory: one worker's RssAnon over ${MEMORY_REQUESTS.toLocaleString("en")} requests, sampled every 2 s\n`,
+      );
       console.log(
         table(
           ["variant", "requests", "RssAnon after warm-up → end (KiB)", "slope, bytes per request"],
-          runs.map((r) => [r.variant, r.requests.toLocaleString("en"), `${r.firstKib} → ${r.lastKib}`, fmt(r.slopeBytesPerRequest, 3)]),
+          runs.map((r) => [
+            r.variant,
+            r.requests.toLocaleString("en"),
+            `${r.firstKib} → ${r.lastKib}`,
+            fmt(r.slopeBytesPerRequest, 3),
+          ]),
         ),
       );
       const worst = Math.max(...runs.map((r) => r.slopeBytesPerRequest));
@@ -118,17 +155,32 @@ async function main(): Promise<number> {
         console.log("\nProfile: perf is not installed (apt-get install linux-perf), so no profile");
       } else {
         const profiles: Profile[] = [];
-        for (const v of VARIANTS.filter((x) => ["plain", "floor", "cached", "floor-var", "cached-var", "uncounted", "rules"].includes(x.name))) {
-          profiles.push(await withVariant(bed, flags, v, (nginx) => profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript)));
+        for (const v of VARIANTS.filter((x) =>
+          ["plain", "floor", "cached", "floor-var", "cached-var", "uncounted", "rules"].includes(x.name),
+        )) {
+          profiles.push(
+            await withVariant(bed, flags, v, (nginx) =>
+              profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript),
+            ),
+          );
         }
         const plainKernel = profiles[0]!.kernel;
         for (const p of profiles) p.cpuVsPlain = plainKernel / p.kernel;
         result.profile = profiles;
-        console.log(`\nProfile: a worker's samples by where they fell (perf, cpu-clock at 2 kHz, ${LOAD.seconds} s each)\n`);
+        console.log(
+          `\nProfile: a worker's samples by where they fell (perf, cpu-clock at 2 kHz, ${LOAD.seconds} s each)\n`,
+        );
         console.log(
           table(
             ["variant", "kernel %", "nginx %", "libc %", "Lua layer %", "CPU per request vs plain"],
-            profiles.map((p) => [p.variant, fmt(p.kernel, 1), fmt(p.nginx, 1), fmt(p.libc, 1), fmt(p.lua, 1), `${fmt(p.cpuVsPlain!)} (ratio ${fmt(1 / p.cpuVsPlain!)})`]),
+            profiles.map((p) => [
+              p.variant,
+              fmt(p.kernel, 1),
+              fmt(p.nginx, 1),
+              fmt(p.libc, 1),
+              fmt(p.lua, 1),
+              `${fmt(p.cpuVsPlain!)} (ratio ${fmt(1 / p.cpuVsPlain!)})`,
+            ]),
           ),
         );
       }

@@ -71,7 +71,9 @@ export async function interleave(
     for (const t of targets) {
       const s = await each(t, () => measureOnce(t, load.seconds, load.connections));
       samples.get(t.name)!.push(s);
-      process.stderr.write(`round ${round + 1}/${load.rounds} ${t.name.padEnd(16)} ${s.rps.toFixed(0)} req/s, ${s.cpuUs.toFixed(1)} µs CPU/request\n`);
+      process.stderr.write(
+        `round ${round + 1}/${load.rounds} ${t.name.padEnd(16)} ${s.rps.toFixed(0)} req/s, ${s.cpuUs.toFixed(1)} µs CPU/request\n`,
+      );
     }
   }
   return samples;
@@ -86,5 +88,8 @@ export function ratios(a: Sample[], b: Sample[]): number[] {
 
 /** A Markdown table of already formatted cells, rendered like the README's other tables. */
 export function table(header: string[], rows: string[][]): string {
-  return markdownTable(header.map((title, i) => ({ title, cell: (row: string[]) => row[i]! })), rows);
+  return markdownTable(
+    header.map((title, i) => ({ title, cell: (row: string[]) => row[i]! })),
+    rows,
+  );
 }

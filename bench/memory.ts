@@ -27,7 +27,13 @@ function slope(points: { x: number; y: number }[]): number {
   return sxx === 0 ? 0 : sxy / sxx;
 }
 
-export async function memoryRun(variant: string, nginx: NginxServer, total: number, connections: number, script?: string): Promise<MemoryRun> {
+export async function memoryRun(
+  variant: string,
+  nginx: NginxServer,
+  total: number,
+  connections: number,
+  script?: string,
+): Promise<MemoryRun> {
   const pids = await workersOf(nginx);
   if (pids.length !== 1) throw new Error(`memory run wants one worker, found ${pids.length}`);
   const pid = pids[0]!;

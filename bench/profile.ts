@@ -50,7 +50,13 @@ function shares(report: string): Omit<Profile, "variant"> {
 }
 
 /** Samples the (single) worker of `nginx` for `seconds` while wrk keeps it busy. */
-export async function profile(variant: string, nginx: NginxServer, seconds: number, connections: number, script?: string): Promise<Profile> {
+export async function profile(
+  variant: string,
+  nginx: NginxServer,
+  seconds: number,
+  connections: number,
+  script?: string,
+): Promise<Profile> {
   const [pid] = await workersOf(nginx);
   if (pid === undefined) throw new Error(`no worker for ${variant}`);
   const dir = mkdtempSync(join(tmpdir(), "gray-perf-"));
@@ -64,9 +70,15 @@ export async function profile(variant: string, nginx: NginxServer, seconds: numb
     const done = new Promise((resolve) => wrk.once("exit", resolve));
     await sleep(1000);
     const data = join(dir, "perf.data");
-    execFileSync("perf", ["record", "-q", "-e", "cpu-clock", "-F", "2000", "-o", data, "-p", String(pid), "--", "sleep", String(seconds)], { stdio: "ignore" });
+    execFileSync(
+      "perf",
+      ["record", "-q", "-e", "cpu-clock", "-F", "2000", "-o", data, "-p", String(pid), "--", "sleep", String(seconds)],
+      { stdio: "ignore" },
+    );
     await done;
-    const report = execFileSync("perf", ["report", "-i", data, "--sort", "dso", "--stdio", "-g", "none"], { stdio: ["ignore", "pipe", "ignore"] }).toString();
+    const report = execFileSync("perf", ["report", "-i", data, "--sort", "dso", "--stdio", "-g", "none"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    }).toString();
     return { variant, ...shares(report) };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -21,13 +21,16 @@ for (const name of runtimes) {
       const result = await scenario.run(runtime, seconds);
       rows.push({ runtime: name, result });
       process.stderr.write(`  ${result.steps.join("\n  ")}\n`);
-      if (result.summary.failed > 0 || result.summary.non2xx > 0) problems.push(`${name}: ${scenario.name}: ${JSON.stringify(result.summary.errors)}`);
+      if (result.summary.failed > 0 || result.summary.non2xx > 0)
+        problems.push(`${name}: ${scenario.name}: ${JSON.stringify(result.summary.errors)}`);
     } catch (err) {
       problems.push(`${name}: ${scenario.name}: ${(err as Error).message}`);
     }
   }
 }
-console.log(`${seconds} s of load per scenario, ${CLIENTS} clients (distinct 127.101.0.x source addresses, keep-alive)\n`);
+console.log(
+  `${seconds} s of load per scenario, ${CLIENTS} clients (distinct 127.101.0.x source addresses, keep-alive)\n`,
+);
 console.log(renderReleaseTable(rows));
 if (problems.length > 0) {
   console.log(`\nmissed the bar:\n${problems.join("\n")}`);

@@ -11,6 +11,7 @@ export function tableArgs(defaultSeconds: number): { seconds: number; runtimes: 
   });
   const seconds = Number(values.seconds);
   if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be from 1 to 600: ${values.seconds}`);
-  if (!["native", "containers", "both"].includes(values.runtime)) throw new Error(`--runtime must be native, containers or both: ${values.runtime}`);
+  if (!["native", "containers", "both"].includes(values.runtime))
+    throw new Error(`--runtime must be native, containers or both: ${values.runtime}`);
   return { seconds, runtimes: values.runtime === "both" ? ["native", "containers"] : [values.runtime as RuntimeName] };
 }

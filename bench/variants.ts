@@ -27,11 +27,20 @@ const UPSTREAMS = (p: VariantPorts) => [
   `upstream client { server 127.0.0.1:${p.stable}; keepalive 32; }`,
   `upstream client_test { server 127.0.0.1:${p.canary}; keepalive 32; }`,
 ];
-const PROXY = ['proxy_http_version 1.1;', 'proxy_set_header Connection "";'];
+const PROXY = ["proxy_http_version 1.1;", 'proxy_set_header Connection "";'];
 
 /** Plain proxy_pass to the stable backend, no Lua: what every ratio is taken against. */
 export function plain(listen = "") {
-  return (_: string[], p: VariantPorts) => [...UPSTREAMS(p), "server {", `    listen 127.0.0.1:${p.listen}${listen};`, "    location / {", ...PROXY.map((l) => `        ${l}`), "        proxy_pass http://client;", "    }", "}"];
+  return (_: string[], p: VariantPorts) => [
+    ...UPSTREAMS(p),
+    "server {",
+    `    listen 127.0.0.1:${p.listen}${listen};`,
+    "    location / {",
+    ...PROXY.map((l) => `        ${l}`),
+    "        proxy_pass http://client;",
+    "    }",
+    "}",
+  ];
 }
 
 /** The router's drop-in site with these configure() options; `listen` adds listen parameters (reuseport). */
@@ -112,7 +121,10 @@ end
  * far as a 500 ms cache can tell).
  */
 export function cyclingClients(count = 131072): string {
-  return cycle(count, '{ ["X-Real-IP"] = string.format("198.%d.%d.%d", 18 + math.floor(i / 65536), math.floor(i / 256) % 256, i % 256) }');
+  return cycle(
+    count,
+    '{ ["X-Real-IP"] = string.format("198.%d.%d.%d", 18 + math.floor(i / 65536), math.floor(i / 256) % 256, i % 256) }',
+  );
 }
 
 /** The address cyclingClients() sends as client number i. */
@@ -147,7 +159,8 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "floor",
-    about: "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays (the exec pattern's floor)",
+    about:
+      "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays (the exec pattern's floor)",
     http: (_, p) => [
       ...UPSTREAMS(p),
       "server {",
@@ -160,7 +173,8 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "floor-var",
-    about: "set + an empty access_by_lua + an empty log_by_lua + proxy_pass to the variable: the variable pattern's floor",
+    about:
+      "set + an empty access_by_lua + an empty log_by_lua + proxy_pass to the variable: the variable pattern's floor",
     http: (_, p) => [
       ...UPSTREAMS(p),
       "server {",
@@ -172,7 +186,8 @@ export const VARIANTS: Variant[] = [
   },
   {
     name: "split_clients",
-    about: "nginx's own split_clients (10 % by client address) to a variable upstream, no Lua: the C floor of a sticky split",
+    about:
+      "nginx's own split_clients (10 % by client address) to a variable upstream, no Lua: the C floor of a sticky split",
     http: (_, p) => [
       ...UPSTREAMS(p),
       'split_clients "${remote_addr}" $gray_split { 10% client_test; * client; }',
@@ -183,7 +198,11 @@ export const VARIANTS: Variant[] = [
     ],
   },
   { name: "cached", about: "router by ngx.exec (route()), the client cached (steady state)", http: router({}) },
-  { name: "cached-var", about: "router by variable (route_upstream() + proxy_pass http://$gray_upstream), the client cached", http: router({}, "", true, "upstream") },
+  {
+    name: "cached-var",
+    about: "router by variable (route_upstream() + proxy_pass http://$gray_upstream), the client cached",
+    http: router({}, "", true, "upstream"),
+  },
   {
     name: "uncounted",
     about: "router, the client cached, without the log_by_lua line (no route counters)",
@@ -199,8 +218,18 @@ export const VARIANTS: Variant[] = [
     name: "rules",
     about: "router, all rules on (override, user id, ranges, weight 50)",
     // Its own key_prefix: the weight and ranges it sets must not reach the other variants.
-    http: router({ key_prefix: "rules:", override_header: "X-Gray", user_header: "X-User-Id", ranges: ["203.0.113.0/24", "2001:db8::/32"] }),
+    http: router({
+      key_prefix: "rules:",
+      override_header: "X-Gray",
+      user_header: "X-User-Id",
+      ranges: ["203.0.113.0/24", "2001:db8::/32"],
+    }),
     wrkScript: ALL_RULES_SCRIPT,
-    keys: { "rules:gray:weight": "50", "rules:gray:ranges": "198.51.100.0/24 192.0.2.0/24", "rules:uid:user7": "1", "rules:uid:user77": "1" },
+    keys: {
+      "rules:gray:weight": "50",
+      "rules:gray:ranges": "198.51.100.0/24 192.0.2.0/24",
+      "rules:uid:user7": "1",
+      "rules:uid:user77": "1",
+    },
   },
 ];

@@ -7,7 +7,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type Dockerode from "dockerode";
-import { GenericContainer, type StartedTestContainer, type WaitStrategy, getContainerRuntimeClient } from "testcontainers";
+import {
+  GenericContainer,
+  type StartedTestContainer,
+  type WaitStrategy,
+  getContainerRuntimeClient,
+} from "testcontainers";
 import type { Flavour } from "../node-src/nginx-conf.ts";
 import { ROOT } from "./paths.ts";
 import { waitForPort } from "./net.ts";

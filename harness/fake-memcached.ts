@@ -25,15 +25,15 @@ const ANSWERS = {
   "not a flag value": (_, key) => Buffer.from(`VALUE ${key} 0 2\r\nno\r\nEND\r\n`),
   "value with a line end": (_, key) => Buffer.from(`VALUE ${key} 0 3\r\n1\r\n\r\nEND\r\n`),
   "bare VALUE": () => Buffer.from("VALUE\r\n"),
-  "ERROR": () => Buffer.from("ERROR\r\n"),
-  "SERVER_ERROR": () => Buffer.from("SERVER_ERROR out of memory storing object\r\n"),
-  "CLIENT_ERROR": () => Buffer.from("CLIENT_ERROR bad command line format\r\n"),
+  ERROR: () => Buffer.from("ERROR\r\n"),
+  SERVER_ERROR: () => Buffer.from("SERVER_ERROR out of memory storing object\r\n"),
+  CLIENT_ERROR: () => Buffer.from("CLIENT_ERROR bad command line format\r\n"),
   "extra ENDs": () => Buffer.from("END\r\nEND\r\nEND\r\n"),
   "empty line": () => Buffer.from("\r\n"),
-  "noise": (r) => Buffer.from(Array.from({ length: 1 + r.int(64) }, () => r.int(256))),
+  noise: (r) => Buffer.from(Array.from({ length: 1 + r.int(64) }, () => r.int(256))),
   "long line": (r) => Buffer.from(`${"x".repeat(1000 + r.int(70000))}\r\n`),
   "noise line": (r) => Buffer.from(Array.from({ length: 1 + r.int(32) }, () => r.int(256)).concat([13, 10])),
-  "close": () => "close",
+  close: () => "close",
 } satisfies Record<string, Answer>;
 
 export type GarbageKind = keyof typeof ANSWERS;
@@ -113,7 +113,7 @@ export const HOSTILITIES = {
   /** Answers every chunk with a line no memcached sends (a Redis reply) and stays connected. */
   "garbage and stay": (socket) => void socket.on("data", () => socket.write("+OK\r\n")),
   /** Reads, never answers, never closes. */
-  "stall": (socket) => void socket.resume(),
+  stall: (socket) => void socket.resume(),
 } satisfies Record<string, (socket: Socket) => void>;
 
 export type Hostility = keyof typeof HOSTILITIES;

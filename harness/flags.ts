@@ -32,7 +32,9 @@ export class FlagStore {
   /** Items memcached has evicted to make room since it started. */
   evictions(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.client.stats((err, _server, stats) => (err || !stats ? reject(err ?? new Error("no stats")) : resolve(Number(stats.evictions))));
+      this.client.stats((err, _server, stats) =>
+        err || !stats ? reject(err ?? new Error("no stats")) : resolve(Number(stats.evictions)),
+      );
     });
   }
 

@@ -76,11 +76,17 @@ export function fuzzWorld(seed: number, names: FuzzNames): FuzzWorld {
     ...range(10, () => `::ffff:203.0.113.${r.int(256)}`),
   ].map(canonical);
   const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~@+=:";
-  const users = range(60, (i) => (i === 0 ? "x".repeat(64) : range(1 + r.int(20), () => idChars[r.int(idChars.length)]!).join("")));
+  const users = range(60, (i) =>
+    i === 0 ? "x".repeat(64) : range(1 + r.int(20), () => idChars[r.int(idChars.length)]!).join(""),
+  );
   const trustedPeers = range(24, (i) => `127.0.1.${1 + i}`);
   // 127.0.1.128-135 sit just outside the trusted 127.0.1.0/25; ::1 is an untrusted IPv6 peer.
   const untrustedPeers = [...range(24, (i) => `127.0.2.${1 + i}`), ...range(8, (i) => `127.0.1.${128 + i}`), "::1"];
-  const proxyHops = [...range(6, () => `198.51.100.${r.int(256)}`), ...range(3, () => `2001:db8:ffff::${hex()}`), ...trustedPeers.slice(0, 4)].map(canonical);
+  const proxyHops = [
+    ...range(6, () => `198.51.100.${r.int(256)}`),
+    ...range(3, () => `2001:db8:ffff::${hex()}`),
+    ...trustedPeers.slice(0, 4),
+  ].map(canonical);
   const flags = new Map<string, string>();
   // Mostly "1" (canary); some "0", which is not the canary value and so means stable.
   const flagSome = (keys: string[], p: number) => {
@@ -88,7 +94,10 @@ export function fuzzWorld(seed: number, names: FuzzNames): FuzzWorld {
   };
   flagSome(addresses, 0.4);
   flagSome([...trustedPeers, ...untrustedPeers], 0.4);
-  flagSome(users.map((u) => `uid:${u}`), 0.4);
+  flagSome(
+    users.map((u) => `uid:${u}`),
+    0.4,
+  );
   return { trustedPeers, untrustedPeers, proxyHops, addresses, users, flags };
 }
 
@@ -167,7 +176,8 @@ const GARBAGE = [
 /** Control-free binary: printable ASCII, tab, and bytes 0x80-0xff. */
 function binary(r: Random, n: number): string {
   let s = "";
-  for (let i = 0; i < n; i++) s += r.chance(0.05) ? "\t" : r.chance(0.5) ? bytes(r, 1, 0x21, 0x7e) : bytes(r, 1, 0x80, 0xff);
+  for (let i = 0; i < n; i++)
+    s += r.chance(0.05) ? "\t" : r.chance(0.5) ? bytes(r, 1, 0x21, 0x7e) : bytes(r, 1, 0x80, 0xff);
   return s;
 }
 
@@ -217,7 +227,21 @@ function userValue(r: Random, w: FuzzWorld, room: number): string {
 }
 
 function overrideValue(r: Random): string {
-  return r.pick(["always", "never", "always", "never", "Always", "NEVER", "alwaysx", "always,never", "1", "yes", "never;", "al ways", utf8("always\u00a0")]);
+  return r.pick([
+    "always",
+    "never",
+    "always",
+    "never",
+    "Always",
+    "NEVER",
+    "alwaysx",
+    "always,never",
+    "1",
+    "yes",
+    "never;",
+    "al ways",
+    utf8("always\u00a0"),
+  ]);
 }
 
 function cookieSegment(r: Random, w: FuzzWorld, n: FuzzNames, room: number): string {
@@ -277,7 +301,15 @@ function splitLines(r: Random, value: string, separator: string): string[] {
 function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): FuzzRequest {
   const from = r.pick(trusted ? w.trustedPeers : w.untrustedPeers);
   const list = new HeaderList();
-  const req: FuzzRequest = { from, headers: list.flat, realIp: undefined, forwardedFor: undefined, override: undefined, user: undefined, cookie: undefined };
+  const req: FuzzRequest = {
+    from,
+    headers: list.flat,
+    realIp: undefined,
+    forwardedFor: undefined,
+    override: undefined,
+    user: undefined,
+    cookie: undefined,
+  };
   if (r.chance(0.05)) {
     // Past ngx.req.get_headers()'s default of 100: the router must not depend on it.
     const junk = 101 + r.int(60);
@@ -286,7 +318,12 @@ function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): F
   if (r.chance(0.6)) {
     const hops = r.chance(0.04) ? 300 : 1 + r.int(6);
     const xff = chain(r, w, from, hops);
-    req.forwardedFor = addLines(list, r.pick(["X-Forwarded-For", "x-forwarded-for", "X-FORWARDED-FOR"]), splitLines(r, xff, ","), ", ");
+    req.forwardedFor = addLines(
+      list,
+      r.pick(["X-Forwarded-For", "x-forwarded-for", "X-FORWARDED-FOR"]),
+      splitLines(r, xff, ","),
+      ", ",
+    );
   }
   if (r.chance(0.5)) {
     const value = r.chance(0.8) ? hop(r, w, from) : chain(r, w, from, 2 + r.int(3));
@@ -297,7 +334,9 @@ function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): F
   if (r.chance(0.2)) req.override = list.add(n.override_header, overrideValue(r));
   if (r.chance(0.5)) req.user = list.add(n.user_header, userValue(r, w, list.room(n.user_header)));
   if (r.chance(0.5)) {
-    const segments = Array.from({ length: 1 + r.int(5) }, () => cookieSegment(r, w, n, Math.floor(list.room("Cookie") / 2)));
+    const segments = Array.from({ length: 1 + r.int(5) }, () =>
+      cookieSegment(r, w, n, Math.floor(list.room("Cookie") / 2)),
+    );
     const cookie = segments.join(r.pick(["; ", ";", " ; "]));
     req.cookie = addLines(list, "Cookie", splitLines(r, cookie, ";"), "; ");
   }

@@ -13,9 +13,14 @@ export interface CliResult {
 
 export function gray(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [GRAY_BIN, ...args], { env: { ...process.env, ...env }, timeout: 30000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [GRAY_BIN, ...args],
+      { env: { ...process.env, ...env }, timeout: 30000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }

@@ -74,7 +74,8 @@ function kindOf(err: unknown): ErrorKind {
   const code = (err as { code?: string }).code;
   if (code === "ECONNREFUSED") return "refused";
   if (code === "ECONNRESET" || code === "EPIPE" || err instanceof errors.SocketError) return "reset";
-  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT") return "timeout";
+  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT")
+    return "timeout";
   return "other";
 }
 
@@ -126,7 +127,12 @@ class LoadClient {
     private readonly options: LoadOptions,
   ) {
     const timeout = options.timeoutMs ?? 5000;
-    this.client = new Client(origin, { localAddress: from, pipelining: 1, headersTimeout: timeout, bodyTimeout: timeout });
+    this.client = new Client(origin, {
+      localAddress: from,
+      pipelining: 1,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
     this.client.on("disconnect", () => (this.servedOnConnection = 0));
   }
 
@@ -136,7 +142,9 @@ class LoadClient {
     const body = await res.body.text();
     this.servedOnConnection++;
     const ok = res.statusCode >= 200 && res.statusCode < 300;
-    const route = ok ? (this.options.label?.({ status: res.statusCode, body, headers: res.headers }) ?? body.trim()) : "";
+    const route = ok
+      ? (this.options.label?.({ status: res.statusCode, body, headers: res.headers }) ?? body.trim())
+      : "";
     return { status: res.statusCode, route };
   }
 

@@ -105,7 +105,8 @@ export class NativeRuntime implements Runtime {
     if (bin === undefined) throw new Error(`native runtime: ${program} must be installed (run npm run setup)`);
     let command = [bin, ...args];
     if (options.pidFile !== undefined) {
-      if (this.init === undefined) throw new Error("native runtime: tini must be installed to follow a daemon by pid file (run npm run setup)");
+      if (this.init === undefined)
+        throw new Error("native runtime: tini must be installed to follow a daemon by pid file (run npm run setup)");
       // -s: tini becomes the subreaper of the daemon, which forks away from the follower.
       command = [this.init, "-s", "--", ...followPidFile(options.pidFile, command)];
     }

@@ -30,7 +30,9 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
 
 /** Lines of error.log that a healthy router never writes: error level or worse, and writes to Lua globals. */
 export function logProblems(log: string): string[] {
-  return log.split("\n").filter((l) => /\[(error|crit|alert|emerg)\]/.test(l) || /writing a global Lua variable/.test(l));
+  return log
+    .split("\n")
+    .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l) || /writing a global Lua variable/.test(l));
 }
 
 /** Worker pids that error.log shows started and not exited since (host pids on both runtimes). */
@@ -87,7 +89,9 @@ export class NginxServer {
 
   /** The masters now running: the one in the pid file and, during a binary upgrade, the old one. */
   masters(): number[] {
-    return [readPid(this.pidFile), readPid(`${this.pidFile}.oldbin`)].filter((p): p is number => p !== undefined && isAlive(p));
+    return [readPid(this.pidFile), readPid(`${this.pidFile}.oldbin`)].filter(
+      (p): p is number => p !== undefined && isAlive(p),
+    );
   }
 
   /** Sends a signal to the master named by the pid file (SIGKILL ends a single-process nginx outright). */
@@ -147,7 +151,11 @@ export class NginxServer {
     const spawned = this.process;
     this.process = undefined;
     try {
-      for (const [signal, waitMs] of [["SIGQUIT", 5000], ["SIGTERM", 3000], ["SIGKILL", 1000]] as const) {
+      for (const [signal, waitMs] of [
+        ["SIGQUIT", 5000],
+        ["SIGTERM", 3000],
+        ["SIGKILL", 1000],
+      ] as const) {
         const masters = this.masters();
         if (masters.length === 0) break;
         for (const pid of masters) signalIfAlive(pid, signal);

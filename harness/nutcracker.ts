@@ -26,7 +26,11 @@ export class NutcrackerServer implements MemcachedAddress {
   ) {}
 
   /** A pool of `servers` behind one listening port: ketama over fnv1a_64, failing servers ejected. */
-  static async start(runtime: Runtime, servers: MemcachedAddress[], options: NutcrackerOptions = {}): Promise<NutcrackerServer> {
+  static async start(
+    runtime: Runtime,
+    servers: MemcachedAddress[],
+    options: NutcrackerOptions = {},
+  ): Promise<NutcrackerServer> {
     const [port, statsPort] = [await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), "gray-nutcracker-"));
     const conf = join(dir, "nutcracker.yml");

@@ -8,7 +8,11 @@ import type { StackPorts } from "./stack.ts";
 
 /** httpExtra for a RouterStack: /xri reads X-Real-IP, /xff reads X-Forwarded-For, on ports.extra (IPv4 and ::1). */
 export function realipOracle(trusted: string[]): (ports: StackPorts) => string[] {
-  const realip = (header: string) => [...trusted.map((c) => `set_real_ip_from ${c};`), `real_ip_header ${header};`, "real_ip_recursive on;"];
+  const realip = (header: string) => [
+    ...trusted.map((c) => `set_real_ip_from ${c};`),
+    `real_ip_header ${header};`,
+    "real_ip_recursive on;",
+  ];
   return (ports) => [
     "server {",
     `    listen 127.0.0.1:${ports.extra};`,
@@ -30,7 +34,11 @@ function oracleUrl(ports: StackPorts, from: string): string {
  * (When X-Real-IP names the peer itself, realip's answer cannot tell that from "no address":
  * callers avoid that case.)
  */
-export async function realipAddress(ports: StackPorts, ask: Ask & { from: string }, sendsRealIp: boolean): Promise<string> {
+export async function realipAddress(
+  ports: StackPorts,
+  ask: Ask & { from: string },
+  sendsRealIp: boolean,
+): Promise<string> {
   const base = oracleUrl(ports, ask.from);
   const viaRealIp = (await get(`${base}/xri`, ask)).body;
   if (sendsRealIp && viaRealIp !== ask.from) return viaRealIp;

@@ -47,12 +47,7 @@ class Steps {
   readonly load: Load;
   private readonly dwellMs: number;
 
-  constructor(
-    url: string,
-    seconds: number,
-    steps: number,
-    label?: LoadOptions["label"],
-  ) {
+  constructor(url: string, seconds: number, steps: number, label?: LoadOptions["label"]) {
     this.dwellMs = Math.max(300, (seconds * 1000) / steps);
     // The time budget outlasts the steps (their actions and settling included); the scenario stops the load when they are done.
     this.load = Load.start({ url, sources: LOAD_CLIENTS, durationMs: 2 * steps * this.dwellMs + 60_000, label });
@@ -63,7 +58,11 @@ class Steps {
    * for a dwell, then checks that the requests sent meanwhile were answered by `served` (each
    * of them) or, with `mayServe`, by some of those.
    */
-  async step(what: string, action: () => Promise<unknown>, want: { served?: string[]; mayServe?: string[]; settleMs?: number }): Promise<void> {
+  async step(
+    what: string,
+    action: () => Promise<unknown>,
+    want: { served?: string[]; mayServe?: string[]; settleMs?: number },
+  ): Promise<void> {
     await action();
     if (want.settleMs) await sleep(want.settleMs);
     const from = this.load.now();
@@ -74,7 +73,10 @@ class Steps {
     const allowed = [...expected, ...(want.mayServe ?? [])];
     const ok =
       answered.length > 0 && expected.every((v) => answered.includes(v)) && answered.every((v) => allowed.includes(v));
-    if (!ok) throw new Error(`${line}; expected ${expected.join("+")}${want.mayServe ? ` (may also be ${want.mayServe.join("+")})` : ""}`);
+    if (!ok)
+      throw new Error(
+        `${line}; expected ${expected.join("+")}${want.mayServe ? ` (may also be ${want.mayServe.join("+")})` : ""}`,
+      );
     this.lines.push(line);
   }
 
@@ -103,7 +105,11 @@ async function withRouter<T>(
 }
 
 /** Starts two app copies (a, b) answering `version`, runs body, and stops them whatever happens. */
-async function withCopies<T>(runtime: Runtime, names: [string, string], body: (a: AppCopy, b: AppCopy) => Promise<T>): Promise<T> {
+async function withCopies<T>(
+  runtime: Runtime,
+  names: [string, string],
+  body: (a: AppCopy, b: AppCopy) => Promise<T>,
+): Promise<T> {
   const copies: AppCopy[] = [];
   try {
     for (const name of names) copies.push(await AppCopy.start(runtime, name));
@@ -159,7 +165,9 @@ const blueGreen: Scenario = {
     withCopies(runtime, ["v1", "v1"], (a, b) =>
       withRouter(runtime, { stable: [a.address, b.address] }, async (router) => {
         const steps = new Steps(router.url, seconds, 6);
-        const upstream = (downA: boolean, downB: boolean) => ({ stable: [`${a.address}${downA ? " down" : ""}`, `${b.address}${downB ? " down" : ""}`] });
+        const upstream = (downA: boolean, downB: boolean) => ({
+          stable: [`${a.address}${downA ? " down" : ""}`, `${b.address}${downB ? " down" : ""}`],
+        });
         const reload = async (downA: boolean, downB: boolean) => {
           const result = await router.reload(undefined, upstream(downA, downB));
           if (!result.ok) throw new Error(`reload refused: ${result.log}`);
@@ -199,7 +207,10 @@ function binaryUpgrade(rollback: boolean): Scenario {
         // The new master reads the configuration on disk: that is how the new generation differs.
         router.nginx.writeConf(router.render(undefined, { serverExtra: releaseHeader("v2") }));
         let upgrade: BinaryUpgrade | undefined;
-        await steps.step("USR2", async () => (upgrade = await BinaryUpgrade.begin(router.nginx.pidFile)), { served: [], mayServe: ["v1", "v2"] });
+        await steps.step("USR2", async () => (upgrade = await BinaryUpgrade.begin(router.nginx.pidFile)), {
+          served: [],
+          mayServe: ["v1", "v2"],
+        });
         await steps.step("WINCH old", () => upgrade!.retireOldWorkers(), { served: ["v2"] });
         if (rollback) await steps.step("HUP old, QUIT new", () => upgrade!.rollback(), { served: ["v1"] });
         else await steps.step("QUIT old", () => upgrade!.finish(), { served: ["v2"] });
@@ -215,7 +226,10 @@ const memcachedRestart: Scenario = {
     withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, memcached, flags) => {
       await flags.set(WEIGHT_KEY, "50");
       const steps = new Steps(router.url, seconds, 3);
-      await steps.step("weight 50", async () => undefined, { served: ["stable", "canary"], settleMs: 3 * CACHE_TTL_MS });
+      await steps.step("weight 50", async () => undefined, {
+        served: ["stable", "canary"],
+        settleMs: 3 * CACHE_TTL_MS,
+      });
       await steps.step("memcached stopped", () => memcached.stop(), { served: ["stable"], mayServe: ["canary"] });
       await steps.step(
         "memcached back, weight 50 set again",
@@ -229,7 +243,15 @@ const memcachedRestart: Scenario = {
     }),
 };
 
-export const SCENARIOS: Scenario[] = [weightRamp, reloads, blueGreen, copyKilled, binaryUpgrade(false), binaryUpgrade(true), memcachedRestart];
+export const SCENARIOS: Scenario[] = [
+  weightRamp,
+  reloads,
+  blueGreen,
+  copyKilled,
+  binaryUpgrade(false),
+  binaryUpgrade(true),
+  memcachedRestart,
+];
 
 type Row = { runtime: string; result: ScenarioResult };
 

@@ -55,7 +55,22 @@ export interface RouterStackOptions {
 }
 
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
-export type StackExtras = Pick<RouterStackOptions, "ipv6" | "httpExtra" | "workers" | "noCacheDict" | "cacheDictSize" | "serverExtra" | "reuseport" | "stable" | "canary" | "proxy" | "counters" | "pattern" | "handEdit">;
+export type StackExtras = Pick<
+  RouterStackOptions,
+  | "ipv6"
+  | "httpExtra"
+  | "workers"
+  | "noCacheDict"
+  | "cacheDictSize"
+  | "serverExtra"
+  | "reuseport"
+  | "stable"
+  | "canary"
+  | "proxy"
+  | "counters"
+  | "pattern"
+  | "handEdit"
+>;
 
 /** Seed 001's failover: a dead copy is skipped after a short connect timeout, the request retried on the next one. */
 export const FAILOVER_PROXY = [...DEFAULT_PROXY, "proxy_connect_timeout 200ms;", "proxy_next_upstream error timeout;"];
@@ -95,11 +110,17 @@ export function renderStackConf(
   const site = renderSite({
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
     options: { ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
-    listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) => (extra.reuseport ? `${l} reuseport` : l)),
+    listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) =>
+      extra.reuseport ? `${l} reuseport` : l,
+    ),
     stable: extra.stable ?? [`127.0.0.1:${ports.stable}`],
     canary: extra.canary ?? [`127.0.0.1:${ports.canary}`],
     proxy: extra.proxy,
-    cacheDict: extra.noCacheDict ? false : extra.cacheDictSize === undefined ? undefined : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
+    cacheDict: extra.noCacheDict
+      ? false
+      : extra.cacheDictSize === undefined
+        ? undefined
+        : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
     serverExtra: extra.serverExtra,
     counters: extra.counters,
     pattern: extra.pattern,
@@ -107,7 +128,13 @@ export function renderStackConf(
   const conf = renderMain({
     flavour: runtime.flavour,
     workers: extra.workers,
-    http: [...site, "", ...backend("stable", ports.stable), ...backend("canary", ports.canary), ...(extra.httpExtra?.(ports) ?? [])],
+    http: [
+      ...site,
+      "",
+      ...backend("stable", ports.stable),
+      ...backend("canary", ports.canary),
+      ...(extra.httpExtra?.(ports) ?? []),
+    ],
   });
   return extra.handEdit ? extra.handEdit(conf) : conf;
 }
@@ -120,7 +147,12 @@ export class RouterStack {
   ) {}
 
   static async start(config: RouterStackOptions): Promise<RouterStack> {
-    const ports = { router: await freePort(), stable: await freePort(), canary: await freePort(), extra: await freePort() };
+    const ports = {
+      router: await freePort(),
+      stable: await freePort(),
+      canary: await freePort(),
+      extra: await freePort(),
+    };
     const conf = renderStackConf(config.runtime, config.memcached, ports, config.options, config);
     const nginx = NginxServer.prepare(conf, ports.router);
     try {
@@ -179,7 +211,10 @@ export class AppCopy {
   ) {}
 
   private static async serve(runtime: Runtime, version: string, port: number, status = 200): Promise<NginxServer> {
-    const server = NginxServer.prepare(renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status) }), port);
+    const server = NginxServer.prepare(
+      renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status) }),
+      port,
+    );
     try {
       await server.start(runtime, []);
     } catch (err) {

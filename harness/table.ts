@@ -8,7 +8,10 @@ export interface Column<Row> {
 }
 
 export function markdownTable<Row>(columns: Column<Row>[], rows: Row[]): string {
-  const lines = [`| ${columns.map((c) => c.title).join(" | ")} |`, `|${columns.map((c) => (c.numeric ? "---:" : "---")).join("|")}|`];
+  const lines = [
+    `| ${columns.map((c) => c.title).join(" | ")} |`,
+    `|${columns.map((c) => (c.numeric ? "---:" : "---")).join("|")}|`,
+  ];
   for (const row of rows) lines.push(`| ${columns.map((c) => String(c.cell(row))).join(" | ")} |`);
   return lines.join("\n");
 }

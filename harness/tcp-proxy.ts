@@ -65,14 +65,17 @@ class Pipe {
     if (this.timer !== undefined) return;
     const first = this.held[0];
     if (first === undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      while (this.held[0] !== undefined && this.held[0].at <= Date.now()) {
-        if (!this.client.destroyed) this.client.write(this.held.shift()!.chunk);
-        else this.held.shift();
-      }
-      this.pump();
-    }, Math.max(0, first.at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        while (this.held[0] !== undefined && this.held[0].at <= Date.now()) {
+          if (!this.client.destroyed) this.client.write(this.held.shift()!.chunk);
+          else this.held.shift();
+        }
+        this.pump();
+      },
+      Math.max(0, first.at - Date.now()),
+    );
   }
 
   /**

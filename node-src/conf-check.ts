@@ -57,10 +57,16 @@ function initChunk(init: Directive): string {
  * bad option fails its start with the router's message; good ones are written out, and the
  * process exits from init, before it forks or listens.
  */
-function evaluateOptions(nginx: string, tree: Directive[], init: Directive): { options?: CheckedOptions; error?: string } {
+function evaluateOptions(
+  nginx: string,
+  tree: Directive[],
+  init: Directive,
+): { options?: CheckedOptions; error?: string } {
   const dir = mkdtempSync(join(tmpdir(), "gray-check-"));
   try {
-    const main = tree.filter((d) => d.name === "load_module" || d.name === "env").map((d) => `${d.name} ${d.args.join(" ")};`);
+    const main = tree
+      .filter((d) => d.name === "load_module" || d.name === "env")
+      .map((d) => `${d.name} ${d.args.join(" ")};`);
     const http = tree.find((d) => d.name === "http")?.block ?? [];
     const keep = http
       .filter((d) => ["lua_package_path", "lua_package_cpath", "lua_shared_dict"].includes(d.name))
@@ -97,7 +103,12 @@ function evaluateOptions(nginx: string, tree: Directive[], init: Directive): { o
       const reason = /gray\.router: [^\n]*/.exec(r.output)?.[0] ?? r.output.trim().split("\n").slice(-3).join(" ");
       return { error: reason };
     }
-    const fields = Object.fromEntries(readFileSync(out, "utf8").trim().split("\n").map((l) => l.split("=", 2) as [string, string]));
+    const fields = Object.fromEntries(
+      readFileSync(out, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=", 2) as [string, string]),
+    );
     return {
       options: {
         cache_dict: fields.cache_dict === "false" ? false : fields.cache_dict!,
@@ -141,42 +152,78 @@ export function checkConfText(text: string, nginx: string): CheckResult {
   const inits = INIT.flatMap((n) => findAll(tree, n)).filter(mentionsRouter);
   let options: CheckedOptions | undefined;
   if (inits.length === 0) {
-    findings.push({ level: "warning", message: 'no init_by_lua calls require("gray.router").configure(...): the router runs with its defaults' });
+    findings.push({
+      level: "warning",
+      message: 'no init_by_lua calls require("gray.router").configure(...): the router runs with its defaults',
+    });
   } else {
     const evaluated = evaluateOptions(nginx, tree, inits[0]!);
-    if (evaluated.error !== undefined) findings.push({ level: "error", where: at(inits[0]!), message: evaluated.error });
+    if (evaluated.error !== undefined)
+      findings.push({ level: "error", where: at(inits[0]!), message: evaluated.error });
     options = evaluated.options;
   }
 
   const routed = routedHandlers(tree);
-  if (routed.length === 0) findings.push({ level: "warning", message: "no access_by_lua calls gray.router's route() or route_upstream()" });
+  if (routed.length === 0)
+    findings.push({ level: "warning", message: "no access_by_lua calls gray.router's route() or route_upstream()" });
   const dicts = new Set(findAll(tree, "lua_shared_dict").map((d) => d.args[0]));
   if (options && options.cache_dict !== false && !dicts.has(options.cache_dict)) {
-    findings.push({ level: "warning", message: `no lua_shared_dict ${options.cache_dict}: the router runs uncached and keeps no counters (add: lua_shared_dict ${options.cache_dict} 10m;)` });
+    findings.push({
+      level: "warning",
+      message: `no lua_shared_dict ${options.cache_dict}: the router runs uncached and keeps no counters (add: lua_shared_dict ${options.cache_dict} 10m;)`,
+    });
   }
   const upstreams = new Set(findAll(tree, "upstream").map((d) => d.args[0]));
   const declared = findAll(tree, "set").some((d) => d.args[0] === "$gray_upstream");
   const logged = findAll(tree, "log_by_lua_block").concat(findAll(tree, "log_by_lua")).some(mentionsRouter);
   if (routed.length > 0 && !logged) {
-    findings.push({ level: "warning", message: 'no log_by_lua calls require("gray.router").log(): no route counters, and gray release has nothing to judge' });
+    findings.push({
+      level: "warning",
+      message:
+        'no log_by_lua calls require("gray.router").log(): no route counters, and gray release has nothing to judge',
+    });
   }
   for (const r of routed) {
     if (usesUpstream(r)) {
       const proxies = (r.owner?.block ?? []).filter((d) => d.name === "proxy_pass");
-      if (!declared) findings.push({ level: "error", where: at(r.handler), message: 'route_upstream() needs set $gray_upstream ""; in the location that calls it' });
+      if (!declared)
+        findings.push({
+          level: "error",
+          where: at(r.handler),
+          message: 'route_upstream() needs set $gray_upstream ""; in the location that calls it',
+        });
       if (!proxies.some((d) => d.args.join(" ").includes("$gray_upstream"))) {
-        findings.push({ level: "error", where: at(r.handler), message: "the location calling route_upstream() does not proxy_pass http://$gray_upstream: its decision goes nowhere" });
+        findings.push({
+          level: "error",
+          where: at(r.handler),
+          message:
+            "the location calling route_upstream() does not proxy_pass http://$gray_upstream: its decision goes nowhere",
+        });
       }
       for (const name of options ? [options.stable_upstream, options.canary_upstream] : []) {
-        if (!upstreams.has(name)) findings.push({ level: "error", where: at(r.handler), message: `no upstream ${name} {} block: nginx would resolve "${name}" as a host name, and that route would answer 502` });
+        if (!upstreams.has(name))
+          findings.push({
+            level: "error",
+            where: at(r.handler),
+            message: `no upstream ${name} {} block: nginx would resolve "${name}" as a host name, and that route would answer 502`,
+          });
       }
     } else {
       if (r.owner?.name !== "location") {
-        findings.push({ level: "error", where: at(r.handler), message: `route() at ${r.owner?.name ?? "http"} level runs again in the locations it ngx.exec()s to: put it inside location / only` });
+        findings.push({
+          level: "error",
+          where: at(r.handler),
+          message: `route() at ${r.owner?.name ?? "http"} level runs again in the locations it ngx.exec()s to: put it inside location / only`,
+        });
       }
       const named = new Set(findAll(r.server?.block ?? [], "location").map((d) => d.args[d.args.length - 1]));
       for (const target of options ? [options.stable_location, options.canary_location] : []) {
-        if (target.startsWith("@") && !named.has(target)) findings.push({ level: "error", where: at(r.handler), message: `no location ${target} in this server for route() to ngx.exec() to` });
+        if (target.startsWith("@") && !named.has(target))
+          findings.push({
+            level: "error",
+            where: at(r.handler),
+            message: `no location ${target} in this server for route() to ngx.exec() to`,
+          });
       }
     }
   }
@@ -187,7 +234,8 @@ export function checkConfText(text: string, nginx: string): CheckResult {
 export function checkConf(confPath: string, nginx: string, prefix?: string): CheckResult {
   const base = [...(prefix ? ["-p", prefix] : []), "-c", confPath];
   const syntax = run(nginx, ["-q", "-t", ...base]);
-  if (syntax.status !== 0) return { findings: [{ level: "error", message: `nginx -t: ${syntax.output.trim()}` }], options: undefined };
+  if (syntax.status !== 0)
+    return { findings: [{ level: "error", message: `nginx -t: ${syntax.output.trim()}` }], options: undefined };
   const dump = run(nginx, ["-T", ...base]);
   return checkConfText(dump.stdout, nginx);
 }

@@ -82,7 +82,8 @@ export function parseConf(text: string): Directive[] {
         if (text[pos] === "\\" && pos + 1 < text.length) pos++;
         out += text[pos++];
       }
-      if (pos >= text.length) throw new ConfSyntaxError(`a quoted string is not closed (${JSON.stringify(out.slice(0, 40))})`);
+      if (pos >= text.length)
+        throw new ConfSyntaxError(`a quoted string is not closed (${JSON.stringify(out.slice(0, 40))})`);
       pos++;
       return out;
     }

@@ -53,7 +53,8 @@ const DEFAULT_DICT = { name: DEFAULT_CACHE_DICT, size: "10m" };
 
 /** configure({...}) on one line, or one option a line followed by commented examples. */
 function configureCall(site: RouterSite): string[] {
-  if (!site.optionExamples?.length) return [`init_by_lua_block { require("gray.router").configure(${toLua(site.options)}) }`];
+  if (!site.optionExamples?.length)
+    return [`init_by_lua_block { require("gray.router").configure(${toLua(site.options)}) }`];
   const fields = Object.entries(site.options).map(([k, v]) => `        ${k} = ${toLua(v)},`);
   return [
     "init_by_lua_block {",
@@ -66,7 +67,11 @@ function configureCall(site: RouterSite): string[] {
 }
 
 /** Proxy settings of @client and @client_test unless the site gives its own: keep-alive to the upstreams. */
-export const DEFAULT_PROXY = ["proxy_http_version 1.1;", 'proxy_set_header Connection "";', "proxy_set_header Host $host;"];
+export const DEFAULT_PROXY = [
+  "proxy_http_version 1.1;",
+  'proxy_set_header Connection "";',
+  "proxy_set_header Host $host;",
+];
 
 const indent = (lines: string[], by: string) => lines.map((l) => (l === "" ? l : by + l));
 
@@ -76,38 +81,63 @@ export function renderSite(site: RouterSite): string[] {
   const luaPath = [...site.luaPaths.map((p) => `${p}/?.lua`), ";"].join(";");
   const proxy = site.proxy ?? DEFAULT_PROXY;
   return [
-    ...c("Where gray/router.lua is (npm run build writes it to dist/lua); ';;' keeps the default path,", "which finds resty.core and resty.memcached (Debian: nginx.memcached, found too)."),
+    ...c(
+      "Where gray/router.lua is (npm run build writes it to dist/lua); ';;' keeps the default path,",
+      "which finds resty.core and resty.memcached (Debian: nginx.memcached, found too).",
+    ),
     `lua_package_path "${luaPath}";`,
-    ...c("Store failures are reported by the router itself, at most one warning every few seconds;", "this keeps the socket layer from logging the same failure once per request."),
+    ...c(
+      "Store failures are reported by the router itself, at most one warning every few seconds;",
+      "this keeps the socket layer from logging the same failure once per request.",
+    ),
     "lua_socket_log_errors off;",
     ...dictLines(site, c),
     "",
-    ...c("Options are checked here, once: a bad one stops nginx from starting, and a reload with it", "is refused while the running workers keep serving."),
+    ...c(
+      "Options are checked here, once: a bad one stops nginx from starting, and a reload with it",
+      "is refused while the running workers keep serving.",
+    ),
     ...configureCall(site),
     "",
     ...c("The stable (normal) version."),
     "upstream client {",
-    ...indent(site.stable.map((s) => `server ${s};`), "    "),
+    ...indent(
+      site.stable.map((s) => `server ${s};`),
+      "    ",
+    ),
     "    keepalive 32;",
     "}",
     ...c("The canary (new) version."),
     "upstream client_test {",
-    ...indent(site.canary.map((s) => `server ${s};`), "    "),
+    ...indent(
+      site.canary.map((s) => `server ${s};`),
+      "    ",
+    ),
     "    keepalive 32;",
     "}",
     "",
     "server {",
-    ...indent(site.listen.map((l) => `listen ${l};`), "    "),
+    ...indent(
+      site.listen.map((l) => `listen ${l};`),
+      "    ",
+    ),
     ...indent(site.serverExtra ?? [], "    "),
     "",
     ...(site.counters === false
       ? []
-      : [...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "), '    log_by_lua_block { require("gray.router").log() }', ""]),
+      : [
+          ...indent(c("Counts every routed request by route (requests, 5xx, upstream time) for /gray/status."), "    "),
+          '    log_by_lua_block { require("gray.router").log() }',
+          "",
+        ]),
     ...indent(site.pattern === "upstream" ? upstreamLocations(proxy, c) : execLocations(proxy, c), "    "),
     "",
     ...indent(c("Live counters: JSON, or Prometheus text with ?format=prometheus; `gray status` reads it."), "    "),
     "    location = /gray/status {",
-    ...indent((site.statusAllow ?? ["127.0.0.1", "::1"]).map((a) => `allow ${a};`), "        "),
+    ...indent(
+      (site.statusAllow ?? ["127.0.0.1", "::1"]).map((a) => `allow ${a};`),
+      "        ",
+    ),
     "        deny all;",
     '        content_by_lua_block { require("gray.router").status() }',
     "    }",
@@ -118,7 +148,10 @@ export function renderSite(site: RouterSite): string[] {
 /** route_upstream() names the route's upstream {} block in $gray_upstream; the same location proxies to it. */
 function upstreamLocations(proxy: string[], c: (...lines: string[]) => string[]): string[] {
   return [
-    ...c("Every request is routed here: route_upstream() sets $gray_upstream to client or client_test,", "which must be declared (set) where it is used; no internal redirect."),
+    ...c(
+      "Every request is routed here: route_upstream() sets $gray_upstream to client or client_test,",
+      "which must be declared (set) where it is used; no internal redirect.",
+    ),
     "location / {",
     '    set $gray_upstream "";',
     '    access_by_lua_block { require("gray.router").route_upstream() }',

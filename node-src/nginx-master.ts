@@ -85,7 +85,9 @@ export interface MasterCommand {
 
 export function masterCommand(pid: number): MasterCommand {
   try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+      .split("\0")
+      .filter((a) => a !== "");
     // nginx overwrites its argv with its title, "nginx: master process " and the command line as typed.
     const title = /^nginx: master process (.*)$/.exec(raw.join(" "));
     const argv = title ? title[1]!.split(/\s+/) : raw;
@@ -114,7 +116,9 @@ export function reexecProblem(pid: number): string | undefined {
     if (!statSync(join(root, path)).isFile()) throw new Error("not a file");
     return undefined;
   } catch {
-    const how = isAbsolute(binary) ? `${binary} is no longer an executable file` : `it was started as "${binary}", not by its absolute path, and ${path} is not an executable file`;
+    const how = isAbsolute(binary)
+      ? `${binary} is no longer an executable file`
+      : `it was started as "${binary}", not by its absolute path, and ${path} is not an executable file`;
     return `nginx master ${pid} cannot re-execute itself on USR2: ${how} (execve() would fail); start nginx by the absolute path of its binary, e.g. /usr/sbin/nginx`;
   }
 }
@@ -130,7 +134,10 @@ export interface ReloadOutcome {
  * `nginx -t` with the master's own binary, prefix and conf, then HUP, then error.log watched until
  * new workers start (the configuration was taken) or nginx logs why it kept the old one.
  */
-export async function reloadMaster(pidFile: string, options: { errorLog?: string; timeoutMs?: number } = {}): Promise<ReloadOutcome> {
+export async function reloadMaster(
+  pidFile: string,
+  options: { errorLog?: string; timeoutMs?: number } = {},
+): Promise<ReloadOutcome> {
   const pid = runningMaster(pidFile);
   const { argv, cwd } = masterCommand(pid);
   const prefix = argAfter(argv, "-p");
@@ -142,7 +149,10 @@ export async function reloadMaster(pidFile: string, options: { errorLog?: string
   if (test.status !== 0) return { ok: false, log: `${test.stdout}${test.stderr}`.trim().split("\n") };
 
   const logArg = options.errorLog ?? argAfter(argv, "-e");
-  if (logArg === undefined) throw new UpgradeError("cannot tell where nginx's error.log is: give --error-log PATH (the master was not started with -e)");
+  if (logArg === undefined)
+    throw new UpgradeError(
+      "cannot tell where nginx's error.log is: give --error-log PATH (the master was not started with -e)",
+    );
   const logPath = resolve(cwd, prefix && !isAbsolute(logArg) ? join(prefix, logArg) : logArg);
   const offset = statSync(logPath).size;
   signal(pid, "SIGHUP");
@@ -153,7 +163,10 @@ export async function reloadMaster(pidFile: string, options: { errorLog?: string
     if (verdict !== undefined) {
       return { ok: verdict === "taken", log: log.split("\n").filter((l) => l !== "") };
     }
-    if (Date.now() > deadline) throw new UpgradeError(`nginx master ${pid} gave no verdict on the reload within ${options.timeoutMs ?? 10000} ms (error.log: ${logPath})`);
+    if (Date.now() > deadline)
+      throw new UpgradeError(
+        `nginx master ${pid} gave no verdict on the reload within ${options.timeoutMs ?? 10000} ms (error.log: ${logPath})`,
+      );
     await sleep(20);
   }
 }
@@ -191,7 +204,8 @@ export class BinaryUpgrade {
   /** USR2, then waits for the new master and its workers: both generations serve from here on. */
   static async begin(pidFile: string, timeoutMs = 10000): Promise<BinaryUpgrade> {
     const oldPid = runningMaster(pidFile);
-    if (readPid(`${pidFile}.oldbin`) !== undefined) throw new UpgradeError(`${pidFile}.oldbin exists: an upgrade is already under way`);
+    if (readPid(`${pidFile}.oldbin`) !== undefined)
+      throw new UpgradeError(`${pidFile}.oldbin exists: an upgrade is already under way`);
     // Fail before the signal, not after waiting out the timeout for a master that cannot appear.
     const problem = reexecProblem(oldPid);
     if (problem !== undefined) throw new UpgradeError(problem);
@@ -201,7 +215,8 @@ export class BinaryUpgrade {
       `no new master wrote ${pidFile} (see nginx's error.log)`,
       () => {
         const pid = readPid(pidFile);
-        if (readPid(`${pidFile}.oldbin`) === oldPid && pid !== undefined && pid !== oldPid && isAlive(pid)) newPid = pid;
+        if (readPid(`${pidFile}.oldbin`) === oldPid && pid !== undefined && pid !== oldPid && isAlive(pid))
+          newPid = pid;
         return newPid !== undefined && childrenOf(newPid).length > 0;
       },
       timeoutMs,
@@ -212,19 +227,31 @@ export class BinaryUpgrade {
   /** WINCH: the old workers stop accepting and leave once their requests are done; only the new master serves. */
   async retireOldWorkers(): Promise<void> {
     signal(this.oldPid, "SIGWINCH");
-    await waitUntil(`the old master ${this.oldPid}'s workers did not exit`, () => this.oldWorkers().length === 0, this.timeoutMs);
+    await waitUntil(
+      `the old master ${this.oldPid}'s workers did not exit`,
+      () => this.oldWorkers().length === 0,
+      this.timeoutMs,
+    );
   }
 
   /** QUIT the old master: the upgrade is done and can no longer be undone. */
   async finish(): Promise<void> {
     signal(this.oldPid, "SIGQUIT");
-    await waitUntil(`the old master ${this.oldPid} did not exit`, () => !isAlive(this.oldPid) && readPid(this.oldbin) === undefined, this.timeoutMs);
+    await waitUntil(
+      `the old master ${this.oldPid} did not exit`,
+      () => !isAlive(this.oldPid) && readPid(this.oldbin) === undefined,
+      this.timeoutMs,
+    );
   }
 
   /** HUP the old master (its workers come back, on its configuration), then QUIT the new one. */
   async rollback(): Promise<void> {
     signal(this.oldPid, "SIGHUP");
-    await waitUntil(`the old master ${this.oldPid} started no workers`, () => this.oldWorkers().length > 0, this.timeoutMs);
+    await waitUntil(
+      `the old master ${this.oldPid} started no workers`,
+      () => this.oldWorkers().length > 0,
+      this.timeoutMs,
+    );
     signal(this.newPid, "SIGQUIT");
     await waitUntil(
       `the new master ${this.newPid} did not exit`,

@@ -26,7 +26,7 @@ const site: RouterSite = {
     'override_header = "X-Gray",          -- "always" / "never" forces canary / stable (testers)',
     'user_header = "X-User-Id",           -- user ids: flag them with `gray add-user`, sticky weight by user',
     'ranges = { "203.0.113.0/24" },       -- CIDRs sent to canary (plus `gray add <cidr>`, live)',
-    'weight = 0,                          -- percent of everyone else while `gray weight` is not set',
+    "weight = 0,                          -- percent of everyone else while `gray weight` is not set",
   ],
   listen: ["80"],
   stable: ["127.0.0.1:8081 max_fails=0"],
@@ -44,14 +44,24 @@ const HEADER = [
 
 const drop = renderSite(site);
 const PATTERN_NOTE: Record<Pattern, string[]> = {
-  upstream: ["# Pattern: route_upstream() sets $gray_upstream for proxy_pass (no internal redirect); for new confs.", "# gray.exec.conf has the original recipe's ngx.exec pattern."],
-  exec: ["# Pattern: route() and ngx.exec to @client / @client_test, as in the original recipe; keep it for confs", "# written that way. gray.conf has the faster variable pattern (proxy_pass to $gray_upstream)."],
+  upstream: [
+    "# Pattern: route_upstream() sets $gray_upstream for proxy_pass (no internal redirect); for new confs.",
+    "# gray.exec.conf has the original recipe's ngx.exec pattern.",
+  ],
+  exec: [
+    "# Pattern: route() and ngx.exec to @client / @client_test, as in the original recipe; keep it for confs",
+    "# written that way. gray.conf has the faster variable pattern (proxy_pass to $gray_upstream).",
+  ],
 };
 
 function complete(flavour: Flavour): string {
   const note =
     flavour === "debian"
-      ? [`# Debian/Ubuntu: nginx-core + libnginx-mod-http-lua + lua-nginx-memcached; run with`, `#   nginx -p DIR -c ${join(out, "nginx.debian.conf")}`, `# (${DEBIAN_MODULES.length} load_module lines: the stock /etc/nginx/nginx.conf loads them from modules-enabled/).`]
+      ? [
+          `# Debian/Ubuntu: nginx-core + libnginx-mod-http-lua + lua-nginx-memcached; run with`,
+          `#   nginx -p DIR -c ${join(out, "nginx.debian.conf")}`,
+          `# (${DEBIAN_MODULES.length} load_module lines: the stock /etc/nginx/nginx.conf loads them from modules-enabled/).`,
+        ]
       : [`# OpenResty: run with`, `#   openresty -p DIR -c ${join(out, "nginx.openresty.conf")}`];
   return [...HEADER, ...PATTERN_NOTE.upstream, ...note, "", renderMain({ flavour, http: drop })].join("\n");
 }
@@ -59,7 +69,10 @@ function complete(flavour: Flavour): string {
 mkdirSync(out, { recursive: true });
 const include = "# Include inside http { } (or drop into /etc/nginx/conf.d/).";
 writeFileSync(join(out, "gray.conf"), [...HEADER, ...PATTERN_NOTE.upstream, include, "", ...drop, ""].join("\n"));
-writeFileSync(join(out, "gray.exec.conf"), [...HEADER, ...PATTERN_NOTE.exec, include, "", ...renderSite({ ...site, pattern: "exec" }), ""].join("\n"));
+writeFileSync(
+  join(out, "gray.exec.conf"),
+  [...HEADER, ...PATTERN_NOTE.exec, include, "", ...renderSite({ ...site, pattern: "exec" }), ""].join("\n"),
+);
 writeFileSync(join(out, "nginx.openresty.conf"), complete("openresty"));
 writeFileSync(join(out, "nginx.debian.conf"), complete("debian"));
 console.log(`wrote ${out}/{gray.conf,gray.exec.conf,nginx.openresty.conf,nginx.debian.conf}`);

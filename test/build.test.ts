@@ -9,7 +9,9 @@ const source = (f: string) => readFileSync(join(LUA_DIR, "gray", f), "utf8");
 
 describe("emitted Lua", () => {
   it("has the public modules", () => {
-    expect(modules).toEqual(expect.arrayContaining(["router.lua", "client_ip.lua", "ip.lua", "options.lua", "store.lua"]));
+    expect(modules).toEqual(
+      expect.arrayContaining(["router.lua", "client_ip.lua", "ip.lua", "options.lua", "store.lua"]),
+    );
   });
 
   for (const f of modules) {
@@ -22,13 +24,18 @@ describe("emitted Lua", () => {
     });
   }
 
-  const HOT: Record<string, string[]> = { "router.lua": ["ngx.var", "ngx.exec", "ngx.header"], "lookups.lua": ["ngx.now"] };
+  const HOT: Record<string, string[]> = {
+    "router.lua": ["ngx.var", "ngx.exec", "ngx.header"],
+    "lookups.lua": ["ngx.now"],
+  };
   for (const [file, names] of Object.entries(HOT)) {
     it(`${file} keeps hot ngx functions in locals`, () => {
       const lua = source(file);
       for (const name of names) expect(lua).toContain(`= ${name}\n`);
       // and calls them through the locals only
-      expect(lua.replace(/^local .*= ngx\.\w+$/gm, "").replace(/--.*$/gm, "")).not.toMatch(new RegExp(`(${names.join("|").replace(/\./g, "\\.")})\\b`));
+      expect(lua.replace(/^local .*= ngx\.\w+$/gm, "").replace(/--.*$/gm, "")).not.toMatch(
+        new RegExp(`(${names.join("|").replace(/\./g, "\\.")})\\b`),
+      );
     });
   }
 });
@@ -40,7 +47,9 @@ describe("drop-in examples", () => {
     expect(conf).toContain(`lua_package_path "${LUA_DIR}/?.lua;;";`);
     expect(conf).toContain('require("gray.router").configure({');
     expect(conf).toContain('log_by_lua_block { require("gray.router").log() }');
-    expect(conf).toMatch(/location \/ \{\s*set \$gray_upstream "";\s*access_by_lua_block \{ require\("gray.router"\).route_upstream\(\) \}[^}]*proxy_pass http:\/\/\$gray_upstream;/);
+    expect(conf).toMatch(
+      /location \/ \{\s*set \$gray_upstream "";\s*access_by_lua_block \{ require\("gray.router"\).route_upstream\(\) \}[^}]*proxy_pass http:\/\/\$gray_upstream;/,
+    );
     expect(conf).toMatch(/upstream client \{/);
     expect(conf).toMatch(/upstream client_test \{/);
   });

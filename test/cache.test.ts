@@ -52,9 +52,27 @@ describe("cache, 2 workers", () => {
 
   const cases: { name: string; from: string; before: string; after: string; change: () => Promise<void> }[] = [
     { name: "a flag", from: "127.0.4.1", before: "stable", after: "canary", change: () => ctx.flags.set("127.0.4.1") },
-    { name: "an unflag", from: "127.0.4.2", before: "canary", after: "stable", change: () => ctx.flags.delete("127.0.4.2") },
-    { name: "a weight", from: "127.0.4.3", before: "stable", after: "canary", change: () => ctx.flags.set("gray:weight", "100") },
-    { name: "a range", from: "127.0.4.4", before: "stable", after: "canary", change: () => ctx.flags.set("gray:ranges", "127.0.4.0/29") },
+    {
+      name: "an unflag",
+      from: "127.0.4.2",
+      before: "canary",
+      after: "stable",
+      change: () => ctx.flags.delete("127.0.4.2"),
+    },
+    {
+      name: "a weight",
+      from: "127.0.4.3",
+      before: "stable",
+      after: "canary",
+      change: () => ctx.flags.set("gray:weight", "100"),
+    },
+    {
+      name: "a range",
+      from: "127.0.4.4",
+      before: "stable",
+      after: "canary",
+      change: () => ctx.flags.set("gray:ranges", "127.0.4.0/29"),
+    },
   ];
   for (const c of cases) {
     it(`${c.name} reaches every worker within 1 s`, async () => {

@@ -6,7 +6,15 @@
  * within the pools, worker memory flat across the cases.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHAOS_CASES, ChaosBed, POOL_SIZE, RSS_GROWTH_BOUND_KIB, WORKERS, missedBars, runChaosCase } from "../harness/chaos.ts";
+import {
+  CHAOS_CASES,
+  ChaosBed,
+  POOL_SIZE,
+  RSS_GROWTH_BOUND_KIB,
+  WORKERS,
+  missedBars,
+  runChaosCase,
+} from "../harness/chaos.ts";
 import { testRuntime } from "./support.ts";
 
 /** Seconds of load per case: short in CI. */
@@ -28,7 +36,9 @@ for (const dictSize of dictSizes) {
     for (const chaos of CHAOS_CASES.filter((c) => c.dictSize === dictSize)) {
       it(chaos.name, { timeout: 60_000 }, async () => {
         const result = await runChaosCase(bed, chaos, SECONDS);
-        console.log(`${chaos.name}: ${result.evidence}; recovery ${result.recoveryMs?.toFixed(0)} ms; ${JSON.stringify(result.summary)}`);
+        console.log(
+          `${chaos.name}: ${result.evidence}; recovery ${result.recoveryMs?.toFixed(0)} ms; ${JSON.stringify(result.summary)}`,
+        );
         // Enough traffic through the fault to mean something.
         expect(result.summary.sent).toBeGreaterThan(300);
         expect(missedBars(result)).toEqual([]);
@@ -37,7 +47,9 @@ for (const dictSize of dictSizes) {
 
     it(`keeps store connections within ${WORKERS} workers × pool ${POOL_SIZE} and worker memory flat (RssAnon of both workers grows < ${RSS_GROWTH_BOUND_KIB} KiB)`, () => {
       const growth = bed.rssKib() - firstKib;
-      console.log(`workers' RssAnon: ${firstKib} → ${firstKib + growth} KiB; store connections open now: ${bed.proxy.connections}`);
+      console.log(
+        `workers' RssAnon: ${firstKib} → ${firstKib + growth} KiB; store connections open now: ${bed.proxy.connections}`,
+      );
       expect(bed.proxy.connections).toBeLessThanOrEqual(WORKERS * POOL_SIZE);
       expect(growth).toBeLessThan(RSS_GROWTH_BOUND_KIB);
     });

@@ -24,7 +24,11 @@ describe("the CLI through twemproxy", () => {
     const runtime = await testRuntime();
     servers = [await MemcachedServer.start(runtime), await MemcachedServer.start(runtime)];
     proxy = await NutcrackerServer.start(runtime, servers);
-    router = await RouterStack.start({ runtime, memcached: proxy, options: { user_header: "X-User", cache_ttl_ms: 100 } });
+    router = await RouterStack.start({
+      runtime,
+      memcached: proxy,
+      options: { user_header: "X-User", cache_ttl_ms: 100 },
+    });
   });
   beforeEach(async () => {
     for (const s of servers) {
@@ -131,7 +135,9 @@ describe("the CLI through twemproxy", () => {
     expect(r.stdout).toBe("");
     const lines = r.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`memcached at ${proxy.address}: lru_crawler metadump all: keys not listed: it closed the connection without answering`);
+    expect(lines[0]).toContain(
+      `memcached at ${proxy.address}: lru_crawler metadump all: keys not listed: it closed the connection without answering`,
+    );
     expect(lines[0]).toContain("a proxy such as twemproxy does not forward it");
   });
 });

@@ -22,12 +22,31 @@ describe("gray release, healthy canary", () => {
 
   it("raises the weight 1 → 10 → 50 → 100 under load, a line per step, without a failed request", async () => {
     const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await gray(["release", "--steps", "1,10,50,100", "--interval", "1s", "--max-error-rate", "1%", "--status-url", ctx.router.statusUrl], env());
+    const r = await gray(
+      [
+        "release",
+        "--steps",
+        "1,10,50,100",
+        "--interval",
+        "1s",
+        "--max-error-rate",
+        "1%",
+        "--status-url",
+        ctx.router.statusUrl,
+      ],
+      env(),
+    );
     const summary = await load.stop();
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");
-    expect(lines.map((l) => /^step (\d)\/4 {2}weight (\d+) %/.exec(l)?.slice(1, 3).join(" "))).toEqual(["1 1", "2 10", "3 50", "4 100", undefined]);
+    expect(lines.map((l) => /^step (\d)\/4 {2}weight (\d+) %/.exec(l)?.slice(1, 3).join(" "))).toEqual([
+      "1 1",
+      "2 10",
+      "3 50",
+      "4 100",
+      undefined,
+    ]);
     expect(lines.at(-1)).toBe("released: weight 100 %");
     expect(lines[3]).toMatch(/canary 5xx 0\.00 % \(0 of \d+\)/);
     expect(await ctx.flags.get("gray:weight")).toBe("100");
@@ -41,8 +60,12 @@ function grayOnTerminal(args: string[]): Promise<{ code: number; output: string 
   const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const command = [process.execPath, GRAY_BIN, ...args].map(quote).join(" ");
   return new Promise((resolve) => {
-    execFile("script", ["-qefc", command, "/dev/null"], { env: { ...process.env, ...env() }, timeout: 30_000 }, (err, stdout) =>
-      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, output: stdout }),
+    execFile(
+      "script",
+      ["-qefc", command, "/dev/null"],
+      { env: { ...process.env, ...env() }, timeout: 30_000 },
+      (err, stdout) =>
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, output: stdout }),
     );
   });
 }
@@ -52,7 +75,15 @@ describe("gray release on a terminal", () => {
 
   it("redraws one progress line per step, in place", async () => {
     const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await grayOnTerminal(["release", "--steps", "10,100", "--interval", "2500ms", "--status-url", ctx.router.statusUrl]);
+    const r = await grayOnTerminal([
+      "release",
+      "--steps",
+      "10,100",
+      "--interval",
+      "2500ms",
+      "--status-url",
+      ctx.router.statusUrl,
+    ]);
     await load.stop();
     expect(r.code).toBe(0);
     const lines = r.output.split(/\r?\n/).filter((l) => l !== "");
@@ -76,7 +107,12 @@ describe("gray release, failing canary", () => {
   beforeAll(async () => {
     const runtime = await testRuntime();
     broken = await AppCopy.start(runtime, "canary", 500);
-    router = await RouterStack.start({ runtime, memcached: sharedMemcached(), options: ROUTER_OPTIONS, canary: [broken.address] });
+    router = await RouterStack.start({
+      runtime,
+      memcached: sharedMemcached(),
+      options: ROUTER_OPTIONS,
+      canary: [broken.address],
+    });
     flags = new FlagStore(sharedMemcached().address);
     await flags.flush();
   });
@@ -90,10 +126,27 @@ describe("gray release, failing canary", () => {
     // Status reads once a second: a breach shows at the second or third, well inside the interval.
     const interval = 4000;
     const load = Load.start({ url: router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await gray(["release", "--steps", "1,10,50,100", "--interval", `${interval}ms`, "--max-error-rate", "1%", "--status-url", router.statusUrl, "--json"], env());
+    const r = await gray(
+      [
+        "release",
+        "--steps",
+        "1,10,50,100",
+        "--interval",
+        `${interval}ms`,
+        "--max-error-rate",
+        "1%",
+        "--status-url",
+        router.statusUrl,
+        "--json",
+      ],
+      env(),
+    );
     expect(r.code).toBe(3);
     expect(await flags.get("gray:weight")).toBe("0");
-    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as StepEvent | Outcome);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as StepEvent | Outcome);
     const last = events.at(-1) as Outcome & { event: "rolled_back" };
     expect(events.slice(0, -1).every((e) => e.event === "step" && e.canary.rate === 0)).toBe(true);
     expect(last).toMatchObject({ event: "rolled_back", maxErrorRate: 0.01 });
@@ -116,7 +169,9 @@ describe("gray release, failing canary", () => {
     const r = await gray(["release", "--steps", "50", "--interval", "3s", "--status-url", router.statusUrl], env());
     await load.stop();
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^gray release: rolled back to weight 0 at step 1\/1 \(weight 50 %, after [\d.]+ s\): canary 5xx 100\.00 % \(\d+ of \d+\) is over 1\.00 %; stable 5xx 0\.00 %/);
+    expect(r.stderr).toMatch(
+      /^gray release: rolled back to weight 0 at step 1\/1 \(weight 50 %, after [\d.]+ s\): canary 5xx 100\.00 % \(\d+ of \d+\) is over 1\.00 %; stable 5xx 0\.00 %/,
+    );
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 

@@ -20,7 +20,12 @@ import { routeOf, sharedMemcached, testRuntime } from "./support.ts";
 describe("gray reload", () => {
   let router: RouterStack;
   beforeAll(async () => {
-    router = await RouterStack.start({ runtime: await testRuntime(), memcached: sharedMemcached(), pattern: "upstream", options: { key_prefix: "old:" } });
+    router = await RouterStack.start({
+      runtime: await testRuntime(),
+      memcached: sharedMemcached(),
+      pattern: "upstream",
+      options: { key_prefix: "old:" },
+    });
   });
   afterAll(async () => {
     await closeAgents();
@@ -62,19 +67,29 @@ describe("gray reload", () => {
 
   it("gray check finds the bad option before any reload", async () => {
     router.nginx.writeConf(router.render({ key_prefix: "x y" }));
-    const r = await gray(["check", join(router.nginx.prefix, "conf", "nginx.conf"), "--nginx-prefix", router.nginx.prefix]);
+    const r = await gray([
+      "check",
+      join(router.nginx.prefix, "conf", "nginx.conf"),
+      "--nginx-prefix",
+      router.nginx.prefix,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain("error: ");
     expect(r.stderr).toContain("gray.router: option key_prefix must be");
     router.nginx.writeConf(router.render(good));
-    const ok = await gray(["check", join(router.nginx.prefix, "conf", "nginx.conf"), "--nginx-prefix", router.nginx.prefix]);
+    const ok = await gray([
+      "check",
+      join(router.nginx.prefix, "conf", "nginx.conf"),
+      "--nginx-prefix",
+      router.nginx.prefix,
+    ]);
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
   });
 });
 
-describe("gray upgrade on a master started as plain \"nginx\"", () => {
+describe('gray upgrade on a master started as plain "nginx"', () => {
   const prefix = mkdtempSync(join(tmpdir(), "gray-relative-"));
   afterAll(() => {
     const pid = readPid(join(prefix, "logs", "nginx.pid"));
@@ -88,7 +103,10 @@ describe("gray upgrade on a master started as plain \"nginx\"", () => {
     const port = await freePort();
     writeFileSync(join(prefix, "conf", "nginx.conf"), renderMain({ flavour: "debian", http: backend("v1", port) }));
     // As an operator types it: found on PATH, so argv[0] is "nginx", which execve() cannot re-run.
-    const started = spawnSync("nginx", ["-p", prefix, "-c", "conf/nginx.conf", "-e", "logs/error.log"], { cwd: "/", encoding: "utf8" });
+    const started = spawnSync("nginx", ["-p", prefix, "-c", "conf/nginx.conf", "-e", "logs/error.log"], {
+      cwd: "/",
+      encoding: "utf8",
+    });
     expect(started.status, started.stderr).toBe(0);
     const pidFile = join(prefix, "logs", "nginx.pid");
     const pid = readPid(pidFile)!;
@@ -96,7 +114,9 @@ describe("gray upgrade on a master started as plain \"nginx\"", () => {
     const r = await gray(["upgrade", "--pid-file", pidFile]);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`nginx master ${pid} cannot re-execute itself on USR2: it was started as "nginx", not by its absolute path`);
+    expect(r.stderr).toContain(
+      `nginx master ${pid} cannot re-execute itself on USR2: it was started as "nginx", not by its absolute path`,
+    );
     expect(readPid(`${pidFile}.oldbin`)).toBeUndefined();
     expect(readPid(pidFile)).toBe(pid);
   });
@@ -106,6 +126,10 @@ describe("gray paths", () => {
   it("prints the Lua directory and the lua_package_path line", async () => {
     const r = await gray(["paths", "--json"]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ lua: LUA_DIR, examples: join(LUA_DIR, "..", "nginx"), lua_package_path: `lua_package_path "${LUA_DIR}/?.lua;;";` });
+    expect(JSON.parse(r.stdout)).toEqual({
+      lua: LUA_DIR,
+      examples: join(LUA_DIR, "..", "nginx"),
+      lua_package_path: `lua_package_path "${LUA_DIR}/?.lua;;";`,
+    });
   });
 });

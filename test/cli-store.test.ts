@@ -8,7 +8,13 @@
 import { execFile } from "node:child_process";
 import { type Socket, createConnection } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GARBAGE_KINDS, GarbageMemcached, HOSTILITY_KINDS, type Hostility, HostileMemcached } from "../harness/fake-memcached.ts";
+import {
+  GARBAGE_KINDS,
+  GarbageMemcached,
+  HOSTILITY_KINDS,
+  type Hostility,
+  HostileMemcached,
+} from "../harness/fake-memcached.ts";
 import { GRAY_BIN, gray } from "../harness/gray-cli.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { checkCanaryValue, checkKeyPrefix, parseOptions } from "../lua-src/gray/options.ts";
@@ -38,7 +44,7 @@ const REASON: Record<Hostility, RegExp> = {
   "close after reading": /closed the connection without answering/,
   "too many connections": /answered "ERROR Too many open connections"/,
   "garbage and stay": /answered "\+OK", which is not a memcached reply \(protocol error\)/,
-  "stall": new RegExp(`gave no answer within ${STORE_TIMEOUT_MS} ms`),
+  stall: new RegExp(`gave no answer within ${STORE_TIMEOUT_MS} ms`),
 };
 
 /** A process start on a loaded 2-core machine, on top of the store's timeout. */
@@ -54,13 +60,21 @@ async function timed(args: string[], env: Record<string, string>) {
 function rollbackScript(address: string): Promise<{ code: number; stdout: string }> {
   const script = `"${process.execPath}" "${GRAY_BIN}" weight 0 && echo rolled back`;
   return new Promise((resolve) => {
-    execFile("sh", ["-c", script], { env: { ...process.env, GRAY_MEMCACHED: address }, timeout: 30_000 }, (err, stdout) =>
-      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout }),
+    execFile(
+      "sh",
+      ["-c", script],
+      { env: { ...process.env, GRAY_MEMCACHED: address }, timeout: 30_000 },
+      (err, stdout) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout }),
     );
   });
 }
 
-function expectFailure(r: { code: number; stdout: string; stderr: string }, address: string, reason: RegExp, what: string) {
+function expectFailure(
+  r: { code: number; stdout: string; stderr: string },
+  address: string,
+  reason: RegExp,
+  what: string,
+) {
   expect(r.code, `${what}: ${r.stderr}`).toBe(1);
   expect(r.stdout, what).toBe("");
   const lines = r.stderr.trim().split("\n");
@@ -105,7 +119,9 @@ describe("the store client against garbage that stays connected", () => {
     const store = new AdminStore(fake.address, { timeoutMs: 5000 });
     try {
       const started = Date.now();
-      await expect(store.set("127.0.0.9", "1")).rejects.toThrow(/not written: it answered "\+OK", which is not a memcached reply/);
+      await expect(store.set("127.0.0.9", "1")).rejects.toThrow(
+        /not written: it answered "\+OK", which is not a memcached reply/,
+      );
       expect(Date.now() - started).toBeLessThan(1000);
     } finally {
       store.close();
@@ -179,7 +195,11 @@ describe("real memcached at its connection limit (-c)", () => {
     try {
       expect(refusal).toBe("ERROR Too many open connections\r\n");
       const env = { GRAY_MEMCACHED: memcached.address };
-      for (const args of [["weight", "0"], ["add", "127.0.0.9"], ["remove", "127.0.0.8"]]) {
+      for (const args of [
+        ["weight", "0"],
+        ["add", "127.0.0.9"],
+        ["remove", "127.0.0.8"],
+      ]) {
         expectFailure(await gray(args, env), memcached.address, REASON["too many connections"], args.join(" "));
       }
       expect((await rollbackScript(memcached.address)).stdout).toBe("");

@@ -27,11 +27,20 @@ describe("gray upgrade under load", () => {
     ["the old master comes back when the health check fails", 503, 3, "v1"],
   ] as const) {
     it(outcome, { timeout: 60_000 }, async () => {
-      router = await RouterStack.start({ runtime: await testRuntime(), memcached: sharedMemcached(), serverExtra: [...releaseHeader("v1"), ...health(200)] });
+      router = await RouterStack.start({
+        runtime: await testRuntime(),
+        memcached: sharedMemcached(),
+        serverExtra: [...releaseHeader("v1"), ...health(200)],
+      });
       const oldPid = readPid(router.nginx.pidFile);
       // The new master reads the configuration on disk.
       router.nginx.writeConf(router.render(undefined, { serverExtra: [...releaseHeader("v2"), ...health(newHealth)] }));
-      const load = Load.start({ url: router.url, sources: loopbackClients(32, 104), durationMs: 40_000, label: byRelease });
+      const load = Load.start({
+        url: router.url,
+        sources: loopbackClients(32, 104),
+        durationMs: 40_000,
+        label: byRelease,
+      });
       await sleep(300);
       const r = await gray(["upgrade", "--pid-file", router.nginx.pidFile, "--health-url", `${router.url}/healthz`]);
       const after = load.now();
@@ -47,7 +56,9 @@ describe("gray upgrade under load", () => {
         expect(r.stdout).toContain("health check: ");
         expect(readPid(router.nginx.pidFile)).not.toBe(oldPid);
       } else {
-        expect(r.stderr).toMatch(/^gray upgrade: rolled back to nginx master \d+: http:\S+\/healthz answered 503 \(probe 1 of 5\)\n$/);
+        expect(r.stderr).toMatch(
+          /^gray upgrade: rolled back to nginx master \d+: http:\S+\/healthz answered 503 \(probe 1 of 5\)\n$/,
+        );
         expect(readPid(router.nginx.pidFile)).toBe(oldPid);
       }
       expect(router.nginx.masters()).toEqual([readPid(router.nginx.pidFile)]);

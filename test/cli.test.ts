@@ -9,7 +9,6 @@ import { routeOf, sharedMemcached, useRouter } from "./support.ts";
 import { COMMANDS } from "../node-src/cli/commands/index.ts";
 import type { Listing } from "../node-src/cli/commands/list.ts";
 
-
 describe("gray CLI", () => {
   const ctx = useRouter({ options: { user_header: "X-User", cache_ttl_ms: 100 } });
   const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });

@@ -78,7 +78,9 @@ describe("client IP behind trusted proxies, against nginx's realip", () => {
     for (const v of vectors) {
       const expected = await oracle(v);
       // The same code compiled to JavaScript agrees with nginx too.
-      expect(clientIp(v.from, v.headers["x-real-ip"], v.headers["x-forwarded-for"], trusted), JSON.stringify(v)).toBe(expected);
+      expect(clientIp(v.from, v.headers["x-real-ip"], v.headers["x-forwarded-for"], trusted), JSON.stringify(v)).toBe(
+        expected,
+      );
       await ctx.flags.flush();
       await ctx.flags.set(expected);
       expect(await routeOf(routerUrl(v.from), v), `${JSON.stringify(v)} should be keyed by ${expected}`).toBe("canary");

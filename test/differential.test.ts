@@ -54,7 +54,15 @@ function vectors(seed: number, count: number, used: Set<string>): Vector[] {
     const cookies: [string, string][] = [];
     const flags: Record<string, string> = {};
     const n = out.length;
-    const user = g.pick([undefined, undefined, `u${seed}-${n}`, `user.${n}@example.org`, "bad id", "x".repeat(70), "a;b"]);
+    const user = g.pick([
+      undefined,
+      undefined,
+      `u${seed}-${n}`,
+      `user.${n}@example.org`,
+      "bad id",
+      "x".repeat(70),
+      "a;b",
+    ]);
     if (user !== undefined) {
       if (g.chance(0.5)) headers.push(["X-User", user]);
       else cookies.push(["uid", user]);
@@ -95,7 +103,10 @@ describe("explain agrees with nginx", () => {
     const byRule = new Map<string, number>();
     try {
       for (const [i, state] of STATES.entries()) {
-        for (const [name, value] of [["weight", state.weight], ["ranges", state.ranges]] as const) {
+        for (const [name, value] of [
+          ["weight", state.weight],
+          ["ranges", state.ranges],
+        ] as const) {
           if (value === undefined) await store.delete(`${PREFIX}gray:${name}`);
           else await store.set(`${PREFIX}gray:${name}`, value);
         }
@@ -110,7 +121,9 @@ describe("explain agrees with nginx", () => {
           const lua = { route: reply.body.trim(), rule: reply.headers["x-gray-route-rule"] };
           byRule.set(js.rule, (byRule.get(js.rule) ?? 0) + 1);
           if (reply.status !== 200 || lua.route !== js.route || lua.rule !== js.rule) {
-            disagreements.push(`${JSON.stringify({ state, ...v })}: nginx ${reply.status} ${lua.route}/${String(lua.rule)}, explain ${js.route}/${js.rule}`);
+            disagreements.push(
+              `${JSON.stringify({ state, ...v })}: nginx ${reply.status} ${lua.route}/${String(lua.rule)}, explain ${js.route}/${js.rule}`,
+            );
           }
         }
       }
@@ -120,7 +133,8 @@ describe("explain agrees with nginx", () => {
     console.log(`decisions by rule: ${JSON.stringify(Object.fromEntries(byRule))}`);
     expect(disagreements.slice(0, 5)).toEqual([]);
     // Every rule was exercised, so agreement means something.
-    for (const rule of ["override", "user", "ip", "range", "weight", "none"]) expect(byRule.get(rule) ?? 0, rule).toBeGreaterThan(10);
+    for (const rule of ["override", "user", "ip", "range", "weight", "none"])
+      expect(byRule.get(rule) ?? 0, rule).toBeGreaterThan(10);
   });
 
   it("leaves error.log clean", () => expectCleanLog(ctx.router));

@@ -35,7 +35,13 @@ const TTL_MS = 300;
 /** A client outside the world's peers that refreshes the router's globals after each state change. */
 const WARM_UP = "127.0.3.1";
 const PREFIX = "fz:";
-const NAMES = { key_prefix: PREFIX, override_header: "X-Gray", override_cookie: "gray", user_header: "X-User-Id", user_cookie: "uid" };
+const NAMES = {
+  key_prefix: PREFIX,
+  override_header: "X-Gray",
+  override_cookie: "gray",
+  user_header: "X-User-Id",
+  user_cookie: "uid",
+};
 /** 127.0.1.0/25 are the trusted loopback peers; the chains' proxies are in the other two. */
 const TRUSTED = ["127.0.1.0/25", "198.51.100.0/24", "2001:db8:ffff::/48"];
 const TRUSTED_CIDRS = TRUSTED.map((c) => parseCidr(c)!);
@@ -55,7 +61,8 @@ function keyProblem(key: string): string | undefined {
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
   if (rest === "gray:ranges" || rest === "gray:weight") return undefined;
-  if (rest.startsWith("uid:")) return /^[A-Za-z0-9\-._~@+=:]{1,64}$/.test(rest.slice(4)) ? undefined : "an invalid user id";
+  if (rest.startsWith("uid:"))
+    return /^[A-Za-z0-9\-._~@+=:]{1,64}$/.test(rest.slice(4)) ? undefined : "an invalid user id";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";
 }
@@ -64,8 +71,17 @@ function keyProblem(key: string): string | undefined {
 const GET_LINE = /^get((?: [^\s]+)+)\r\n$/;
 
 function summary(req: FuzzRequest): string {
-  const cut = (s: string | undefined) => (s === undefined ? undefined : s.length > 80 ? `${s.slice(0, 80)}…(${s.length})` : s);
-  return JSON.stringify({ from: req.from, realIp: cut(req.realIp), xff: cut(req.forwardedFor), override: cut(req.override), user: cut(req.user), cookie: cut(req.cookie), headers: req.headers.length / 2 });
+  const cut = (s: string | undefined) =>
+    s === undefined ? undefined : s.length > 80 ? `${s.slice(0, 80)}…(${s.length})` : s;
+  return JSON.stringify({
+    from: req.from,
+    realIp: cut(req.realIp),
+    xff: cut(req.forwardedFor),
+    override: cut(req.override),
+    user: cut(req.user),
+    cookie: cut(req.cookie),
+    headers: req.headers.length / 2,
+  });
 }
 
 async function inPool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -95,7 +111,15 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       ipv6: true,
       httpExtra: realipOracle(TRUSTED),
       // The proxy shares this busy event loop: a generous timeout keeps store failures (and their stable fallback) out of a run about headers.
-      options: { ...NAMES, memcached: { timeout_ms: 2000 }, trusted_proxies: TRUSTED, ranges: ["203.0.113.0/26", "2001:db8:2::/48"], weight: 5, debug_header: "X-Gray-Route", cache_ttl_ms: TTL_MS },
+      options: {
+        ...NAMES,
+        memcached: { timeout_ms: 2000 },
+        trusted_proxies: TRUSTED,
+        ranges: ["203.0.113.0/26", "2001:db8:2::/48"],
+        weight: 5,
+        debug_header: "X-Gray-Route",
+        cache_ttl_ms: TTL_MS,
+      },
     });
     store = new AdminStore(memcached.address);
   });
@@ -107,119 +131,147 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
     await memcached?.stop();
   });
 
-  it(`${REQUESTS} requests: 200 from the rules' route, realip's address from trusted peers, the peer's own from others, valid keys only`, { timeout: 600_000 }, async () => {
-    const started = performance.now();
-    const world = fuzzWorld(SEED, NAMES);
-    const requests = fuzzRequests(SEED, world, NAMES, REQUESTS);
-    // What memcached holds, mirrored: explain reads it without a round trip per request.
-    const mirror = new Map(world.flags);
-    for (const [key, value] of mirror) await store.set(key, value);
-    for (const [key, value] of mirror) expect(await store.get(key), key).toBe(value);
-    const reader = { get: (key: string) => Promise.resolve(mirror.get(key)) };
-    const options: RouterOptions = routerOptions((await fetchStatus(router.statusUrl)).config);
+  it(
+    `${REQUESTS} requests: 200 from the rules' route, realip's address from trusted peers, the peer's own from others, valid keys only`,
+    { timeout: 600_000 },
+    async () => {
+      const started = performance.now();
+      const world = fuzzWorld(SEED, NAMES);
+      const requests = fuzzRequests(SEED, world, NAMES, REQUESTS);
+      // What memcached holds, mirrored: explain reads it without a round trip per request.
+      const mirror = new Map(world.flags);
+      for (const [key, value] of mirror) await store.set(key, value);
+      for (const [key, value] of mirror) expect(await store.get(key), key).toBe(value);
+      const reader = { get: (key: string) => Promise.resolve(mirror.get(key)) };
+      const options: RouterOptions = routerOptions((await fetchStatus(router.statusUrl)).config);
 
-    const failures: string[] = [];
-    const byRule = new Map<string, number>();
-    const askable = new Set<string>([`${PREFIX}gray:ranges`, `${PREFIX}gray:weight`, PREFIX + WARM_UP]);
-    const seen = { trusted: 0, realipChecked: 0, realipAmbiguous: 0, spoofsThatWouldMove: 0, hops300: 0, over100Headers: 0, maxHeaderBytes: 0 };
+      const failures: string[] = [];
+      const byRule = new Map<string, number>();
+      const askable = new Set<string>([`${PREFIX}gray:ranges`, `${PREFIX}gray:weight`, PREFIX + WARM_UP]);
+      const seen = {
+        trusted: 0,
+        realipChecked: 0,
+        realipAmbiguous: 0,
+        spoofsThatWouldMove: 0,
+        hops300: 0,
+        over100Headers: 0,
+        maxHeaderBytes: 0,
+      };
 
-    async function check(req: FuzzRequest): Promise<void> {
-      const url = req.from === "::1" ? router.url6 : router.url;
-      const reply = await get(url, { from: req.from, headers: req.headers, timeoutMs: 10000 });
-      const peer = formatAddress(parseAddress(req.from)!);
-      const trusted = world.trustedPeers.includes(req.from);
-      const ip = trusted ? clientIp(peer, req.realIp, req.forwardedFor, TRUSTED_CIDRS) : peer;
-      const ask = { ip, headers: [] as [string, string][], cookieHeader: req.cookie };
-      if (req.override !== undefined) ask.headers.push([NAMES.override_header, req.override]);
-      if (req.user !== undefined) ask.headers.push([NAMES.user_header, req.user]);
-      const want = await explain(reader, options, ask);
-      askable.add(PREFIX + want.ip);
-      if (want.user !== undefined) askable.add(`${PREFIX}uid:${want.user}`);
-      byRule.set(want.rule, (byRule.get(want.rule) ?? 0) + 1);
+      async function check(req: FuzzRequest): Promise<void> {
+        const url = req.from === "::1" ? router.url6 : router.url;
+        const reply = await get(url, { from: req.from, headers: req.headers, timeoutMs: 10000 });
+        const peer = formatAddress(parseAddress(req.from)!);
+        const trusted = world.trustedPeers.includes(req.from);
+        const ip = trusted ? clientIp(peer, req.realIp, req.forwardedFor, TRUSTED_CIDRS) : peer;
+        const ask = { ip, headers: [] as [string, string][], cookieHeader: req.cookie };
+        if (req.override !== undefined) ask.headers.push([NAMES.override_header, req.override]);
+        if (req.user !== undefined) ask.headers.push([NAMES.user_header, req.user]);
+        const want = await explain(reader, options, ask);
+        askable.add(PREFIX + want.ip);
+        if (want.user !== undefined) askable.add(`${PREFIX}uid:${want.user}`);
+        byRule.set(want.rule, (byRule.get(want.rule) ?? 0) + 1);
 
-      const got = { status: reply.status, route: reply.body.trim(), rule: reply.headers["x-gray-route-rule"] };
-      if (got.status !== 200 || got.route !== want.route || got.rule !== want.rule) {
-        failures.push(`${summary(req)}: nginx ${got.status} ${got.route.slice(0, 40)}/${String(got.rule)}, explain ${want.route}/${want.rule} (ip ${ip})`);
-      }
-      if (trusted) {
-        seen.trusted++;
-        // realip cannot tell "X-Real-IP names the peer" from "X-Real-IP names nothing": skip those few.
-        const viaRealIp = req.realIp === undefined ? undefined : forwardedAddress(parseAddress(peer)!, req.realIp, TRUSTED_CIDRS);
-        if (viaRealIp !== undefined && formatAddress(viaRealIp) === peer) {
-          seen.realipAmbiguous++;
-        } else {
-          seen.realipChecked++;
-          const realip = await realipAddress(router.ports, { from: req.from, headers: req.headers }, req.realIp !== undefined);
-          if (realip !== ip) failures.push(`${summary(req)}: realip finds ${realip}, the router's code ${ip}`);
+        const got = { status: reply.status, route: reply.body.trim(), rule: reply.headers["x-gray-route-rule"] };
+        if (got.status !== 200 || got.route !== want.route || got.rule !== want.rule) {
+          failures.push(
+            `${summary(req)}: nginx ${got.status} ${got.route.slice(0, 40)}/${String(got.rule)}, explain ${want.route}/${want.rule} (ip ${ip})`,
+          );
         }
-      } else {
-        // Would believing the headers have moved this client? Then the peer-keyed route above proves the spoof failed.
-        const spoofed = clientIp(peer, req.realIp, req.forwardedFor, EVERYONE);
-        if (spoofed !== peer && (await explain(reader, options, { ...ask, ip: spoofed })).route !== want.route) seen.spoofsThatWouldMove++;
-      }
-      if (req.forwardedFor !== undefined && req.forwardedFor.split(",").length >= 300) seen.hops300++;
-      if (req.headers.length / 2 > 100) seen.over100Headers++;
-      let size = 0;
-      for (const part of req.headers) size += part.length + 2;
-      seen.maxHeaderBytes = Math.max(seen.maxHeaderBytes, size);
-    }
-
-    const perState = Math.ceil(requests.length / STATES.length);
-    for (const [i, state] of STATES.entries()) {
-      for (const [name, value] of [["weight", state.weight], ["ranges", state.ranges]] as const) {
-        const key = `${PREFIX}gray:${name}`;
-        if (value === undefined) {
-          await store.delete(key);
-          mirror.delete(key);
+        if (trusted) {
+          seen.trusted++;
+          // realip cannot tell "X-Real-IP names the peer" from "X-Real-IP names nothing": skip those few.
+          const viaRealIp =
+            req.realIp === undefined ? undefined : forwardedAddress(parseAddress(peer)!, req.realIp, TRUSTED_CIDRS);
+          if (viaRealIp !== undefined && formatAddress(viaRealIp) === peer) {
+            seen.realipAmbiguous++;
+          } else {
+            seen.realipChecked++;
+            const realip = await realipAddress(
+              router.ports,
+              { from: req.from, headers: req.headers },
+              req.realIp !== undefined,
+            );
+            if (realip !== ip) failures.push(`${summary(req)}: realip finds ${realip}, the router's code ${ip}`);
+          }
         } else {
-          await store.set(key, value);
-          mirror.set(key, value);
+          // Would believing the headers have moved this client? Then the peer-keyed route above proves the spoof failed.
+          const spoofed = clientIp(peer, req.realIp, req.forwardedFor, EVERYONE);
+          if (spoofed !== peer && (await explain(reader, options, { ...ask, ip: spoofed })).route !== want.route)
+            seen.spoofsThatWouldMove++;
+        }
+        if (req.forwardedFor !== undefined && req.forwardedFor.split(",").length >= 300) seen.hops300++;
+        if (req.headers.length / 2 > 100) seen.over100Headers++;
+        let size = 0;
+        for (const part of req.headers) size += part.length + 2;
+        seen.maxHeaderBytes = Math.max(seen.maxHeaderBytes, size);
+      }
+
+      const perState = Math.ceil(requests.length / STATES.length);
+      for (const [i, state] of STATES.entries()) {
+        for (const [name, value] of [
+          ["weight", state.weight],
+          ["ranges", state.ranges],
+        ] as const) {
+          const key = `${PREFIX}gray:${name}`;
+          if (value === undefined) {
+            await store.delete(key);
+            mirror.delete(key);
+          } else {
+            await store.set(key, value);
+            mirror.set(key, value);
+          }
+        }
+        await sleep(3 * TTL_MS); // the worker's copy of the weight and ranges expires
+        // Meanwhile concurrent requests would route by the old copy while one request refreshes it (by design): refresh first.
+        expect((await get(router.url, { from: WARM_UP })).status).toBe(200);
+        await inPool(requests.slice(i * perState, (i + 1) * perState), CONCURRENCY, check);
+      }
+      const seconds = (performance.now() - started) / 1000;
+
+      const { lines, dropped } = proxy.takeCommands();
+      const badKeys: string[] = [];
+      let keys = 0;
+      const kinds = { ip4: 0, ip6: 0, uid: 0 };
+      for (const line of lines) {
+        const m = GET_LINE.exec(line);
+        if (m === null) {
+          badKeys.push(`not a get line: ${JSON.stringify(line.slice(0, 120))}`);
+          continue;
+        }
+        for (const key of m[1]!.slice(1).split(" ")) {
+          keys++;
+          const problem = keyProblem(key) ?? (askable.has(key) ? undefined : "not one the requests could make it ask");
+          if (problem !== undefined) badKeys.push(`${JSON.stringify(key.slice(0, 120))}: ${problem}`);
+          else if (key.startsWith(`${PREFIX}uid:`)) kinds.uid++;
+          else if (key.includes(":", PREFIX.length)) kinds.ip6++;
+          else if (!key.includes("gray:")) kinds.ip4++;
         }
       }
-      await sleep(3 * TTL_MS); // the worker's copy of the weight and ranges expires
-      // Meanwhile concurrent requests would route by the old copy while one request refreshes it (by design): refresh first.
-      expect((await get(router.url, { from: WARM_UP })).status).toBe(200);
-      await inPool(requests.slice(i * perState, (i + 1) * perState), CONCURRENCY, check);
-    }
-    const seconds = (performance.now() - started) / 1000;
 
-    const { lines, dropped } = proxy.takeCommands();
-    const badKeys: string[] = [];
-    let keys = 0;
-    const kinds = { ip4: 0, ip6: 0, uid: 0 };
-    for (const line of lines) {
-      const m = GET_LINE.exec(line);
-      if (m === null) {
-        badKeys.push(`not a get line: ${JSON.stringify(line.slice(0, 120))}`);
-        continue;
-      }
-      for (const key of m[1]!.slice(1).split(" ")) {
-        keys++;
-        const problem = keyProblem(key) ?? (askable.has(key) ? undefined : "not one the requests could make it ask");
-        if (problem !== undefined) badKeys.push(`${JSON.stringify(key.slice(0, 120))}: ${problem}`);
-        else if (key.startsWith(`${PREFIX}uid:`)) kinds.uid++;
-        else if (key.includes(":", PREFIX.length)) kinds.ip6++;
-        else if (!key.includes("gray:")) kinds.ip4++;
-      }
-    }
+      const ruleCounts = Object.fromEntries([...byRule].sort());
+      console.log(
+        `fuzz: seed ${SEED} (GRAY_FUZZ_SEED), ${requests.length} requests in ${seconds.toFixed(1)} s (${Math.round(requests.length / seconds)}/s), ` +
+          `by rule ${JSON.stringify(ruleCounts)}, ${JSON.stringify(seen)}, memcached saw ${lines.length} get lines with ${keys} keys ${JSON.stringify(kinds)}`,
+      );
+      expect(
+        failures.length,
+        `seed ${SEED}: ${failures.length} failing requests, first: ${failures.slice(0, 5).join("\n")}`,
+      ).toBe(0);
+      expect(badKeys.slice(0, 5), `seed ${SEED}: keys memcached should never see`).toEqual([]);
+      expect(dropped).toBe(0);
+      expect(logProblems(router.errorLog()), "error.log").toEqual([]);
+      expect(storeWarnings(router), "store failures").toEqual([]);
 
-    const ruleCounts = Object.fromEntries([...byRule].sort());
-    console.log(
-      `fuzz: seed ${SEED} (GRAY_FUZZ_SEED), ${requests.length} requests in ${seconds.toFixed(1)} s (${Math.round(requests.length / seconds)}/s), ` +
-        `by rule ${JSON.stringify(ruleCounts)}, ${JSON.stringify(seen)}, memcached saw ${lines.length} get lines with ${keys} keys ${JSON.stringify(kinds)}`,
-    );
-    expect(failures.length, `seed ${SEED}: ${failures.length} failing requests, first: ${failures.slice(0, 5).join("\n")}`).toBe(0);
-    expect(badKeys.slice(0, 5), `seed ${SEED}: keys memcached should never see`).toEqual([]);
-    expect(dropped).toBe(0);
-    expect(logProblems(router.errorLog()), "error.log").toEqual([]);
-    expect(storeWarnings(router), "store failures").toEqual([]);
-
-    // The run exercised what it claims to: each rule, the realip oracle, spoofs that would have mattered, and every key kind.
-    for (const rule of ["override", "user", "ip", "range", "weight", "none"]) expect(byRule.get(rule) ?? 0, rule).toBeGreaterThan(REQUESTS / 200);
-    expect(seen.realipChecked).toBeGreaterThan(REQUESTS / 4);
-    expect(seen.spoofsThatWouldMove).toBeGreaterThan(REQUESTS / 100);
-    expect(seen.hops300).toBeGreaterThan(0);
-    expect(seen.over100Headers).toBeGreaterThan(0);
-    for (const [kind, count] of Object.entries(kinds)) expect(count, `${kind} keys seen by memcached`).toBeGreaterThan(10);
-  });
+      // The run exercised what it claims to: each rule, the realip oracle, spoofs that would have mattered, and every key kind.
+      for (const rule of ["override", "user", "ip", "range", "weight", "none"])
+        expect(byRule.get(rule) ?? 0, rule).toBeGreaterThan(REQUESTS / 200);
+      expect(seen.realipChecked).toBeGreaterThan(REQUESTS / 4);
+      expect(seen.spoofsThatWouldMove).toBeGreaterThan(REQUESTS / 100);
+      expect(seen.hops300).toBeGreaterThan(0);
+      expect(seen.over100Headers).toBeGreaterThan(0);
+      for (const [kind, count] of Object.entries(kinds))
+        expect(count, `${kind} keys seen by memcached`).toBeGreaterThan(10);
+    },
+  );
 });

@@ -49,7 +49,10 @@ describe("hostile headers from a trusted proxy", () => {
     const noAddress = HOSTILE.filter((v) => !/\d+\.\d+\.\d+\.\d+|::/.test(v));
     expect(noAddress.length).toBeGreaterThan(5);
     for (const value of noAddress) {
-      expect(await routeOf(ctx.router.url, { from: "127.0.0.98", headers: { "x-real-ip": value } }), value.slice(0, 40)).toBe("stable");
+      expect(
+        await routeOf(ctx.router.url, { from: "127.0.0.98", headers: { "x-real-ip": value } }),
+        value.slice(0, 40),
+      ).toBe("stable");
     }
   });
 

@@ -39,7 +39,8 @@ describe("parse and print as nginx does", () => {
     ["fe80::1%eth0", undefined],
     ["g::1", undefined],
   ];
-  for (const [input, expected] of cases) it(`${JSON.stringify(input)} -> ${expected}`, () => expect(norm(input)).toBe(expected));
+  for (const [input, expected] of cases)
+    it(`${JSON.stringify(input)} -> ${expected}`, () => expect(norm(input)).toBe(expected));
 });
 
 describe("address with port", () => {
@@ -79,6 +80,7 @@ describe("CIDR", () => {
     expect(formatAddress(parseCidr("10.1.2.3/8")!.addr)).toBe("10.0.0.0");
   });
   it("refuses what nginx refuses", () => {
-    for (const bad of ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x", "host.example", ""]) expect(parseCidr(bad), bad).toBeUndefined();
+    for (const bad of ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x", "host.example", ""])
+      expect(parseCidr(bad), bad).toBeUndefined();
   });
 });

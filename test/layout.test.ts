@@ -30,7 +30,9 @@ interface Imports {
 
 /** What a file imports, by TypeScript's own scanner (static, type-only, re-exports, dynamic import()). */
 function importsOf(file: string): Imports {
-  const found = ts.preProcessFile(readFileSync(join(ROOT, file), "utf8"), true, false).importedFiles.map((f) => f.fileName);
+  const found = ts
+    .preProcessFile(readFileSync(join(ROOT, file), "utf8"), true, false)
+    .importedFiles.map((f) => f.fileName);
   const files: string[] = [];
   const bare: string[] = [];
   for (const spec of found) {
@@ -40,7 +42,8 @@ function importsOf(file: string): Imports {
     }
     const target = relative(ROOT, resolve(ROOT, dirname(file), spec));
     // Every relative import names its .ts file (allowImportingTsExtensions): anything else would go unchecked here.
-    if (!target.endsWith(".ts") || !existsSync(join(ROOT, target))) throw new Error(`${file}: cannot resolve import "${spec}"`);
+    if (!target.endsWith(".ts") || !existsSync(join(ROOT, target)))
+      throw new Error(`${file}: cannot resolve import "${spec}"`);
     files.push(target);
   }
   return { files, bare };
@@ -74,7 +77,11 @@ const imports = new Map(files.map((f) => [f, importsOf(f)]));
 
 describe("import layout", () => {
   it("finds the files and their imports (the check below is not vacuous)", () => {
-    for (const layer of LAYERS) expect(files.some((f) => f.startsWith(`${layer}/`)), layer).toBe(true);
+    for (const layer of LAYERS)
+      expect(
+        files.some((f) => f.startsWith(`${layer}/`)),
+        layer,
+      ).toBe(true);
     expect(imports.get("harness/stack.ts")?.files).toContain("node-src/nginx-conf.ts");
   });
 
@@ -84,16 +91,22 @@ describe("import layout", () => {
 
   it("imports only one way: lua-src ← node-src ← harness ← bench, test uses all", () => {
     const upward = [...imports].flatMap(([file, i]) =>
-      i.files.filter((target) => layerOf(target) < 0 || layerOf(target) > layerOf(file)).map((target) => `${file} imports ${target}`),
+      i.files
+        .filter((target) => layerOf(target) < 0 || layerOf(target) > layerOf(file))
+        .map((target) => `${file} imports ${target}`),
     );
     expect(upward).toEqual([]);
   });
 
   it("lua-src imports no package but the modules nginx provides (tstl.json noResolvePaths)", () => {
-    const provided = (JSON.parse(readFileSync(join(ROOT, "tstl.json"), "utf8")) as { tstl: { noResolvePaths: string[] } }).tstl.noResolvePaths;
+    const provided = (
+      JSON.parse(readFileSync(join(ROOT, "tstl.json"), "utf8")) as { tstl: { noResolvePaths: string[] } }
+    ).tstl.noResolvePaths;
     const foreign = [...imports]
       .filter(([file]) => layerOf(file) === 0)
-      .flatMap(([file, i]) => i.bare.filter((spec) => !provided.includes(spec)).map((spec) => `${file} imports ${spec}`));
+      .flatMap(([file, i]) =>
+        i.bare.filter((spec) => !provided.includes(spec)).map((spec) => `${file} imports ${spec}`),
+      );
     expect(foreign).toEqual([]);
   });
 });
@@ -105,8 +118,24 @@ describe("findCycles", () => {
       for (const [from, to] of edges) g.set(from, [...(g.get(from) ?? []), to]);
       return g;
     };
-    expect(findCycles(graph([["a", "b"], ["b", "c"], ["a", "c"]]))).toEqual([]);
-    expect(findCycles(graph([["a", "b"], ["b", "c"], ["c", "a"]]))).toEqual(["a → b → c → a"]);
+    expect(
+      findCycles(
+        graph([
+          ["a", "b"],
+          ["b", "c"],
+          ["a", "c"],
+        ]),
+      ),
+    ).toEqual([]);
+    expect(
+      findCycles(
+        graph([
+          ["a", "b"],
+          ["b", "c"],
+          ["c", "a"],
+        ]),
+      ),
+    ).toEqual(["a → b → c → a"]);
     expect(findCycles(graph([["a", "a"]]))).toEqual(["a → a"]);
   });
 });

@@ -64,7 +64,9 @@ describe("load driver", () => {
   it("fails a request reset on a fresh connection, and one whose retry is reset too", async () => {
     // Each client's first request is answered; from then on every request is cut.
     let answered = 0;
-    const server = await serve((socket, served, answer) => (served === 0 && answered++ < 2 ? answer(200, "ok") : socket.destroy()));
+    const server = await serve((socket, served, answer) =>
+      served === 0 && answered++ < 2 ? answer(200, "ok") : socket.destroy(),
+    );
     const load = Load.start({ url: server.url, clients: 2, durationMs: 300 });
     const summary = await load.done();
     expect(summary.routes.ok).toBe(2);
@@ -83,7 +85,11 @@ describe("load driver", () => {
     expect(answered.failed).toBe(answered.non2xx);
     expect(answered.routes.x).toBe(answered.sent - answered.non2xx);
 
-    const refused = await Load.start({ url: `http://127.0.0.1:${await freePort()}/`, clients: 2, durationMs: 200 }).done();
+    const refused = await Load.start({
+      url: `http://127.0.0.1:${await freePort()}/`,
+      clients: 2,
+      durationMs: 200,
+    }).done();
     expect(refused.errors.refused).toBe(refused.sent);
     expect(refused.non2xx).toBe(0);
   });

@@ -56,7 +56,9 @@ describe("worked release", () => {
         if (first === "canary") now.add(u);
       }
       for (const u of canary) expect(now.has(u), `${u} went back to stable at ${weight} %`).toBe(true);
-      expect([...now].sort(), `canary clients at ${weight} %`).toEqual([...canaryByWeight(options, users, weight)].sort());
+      expect([...now].sort(), `canary clients at ${weight} %`).toEqual(
+        [...canaryByWeight(options, users, weight)].sort(),
+      );
       canary = now;
 
       const table = await cli(["status", "--url", ctx.router.statusUrl]);

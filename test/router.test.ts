@@ -14,12 +14,32 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
     const cases: RouteCase[] = [
       { name: "unflagged client goes to stable", request: { from: "127.0.0.2" }, expect: "stable" },
       { name: "flagged client goes to canary", flags: ["127.0.0.3"], request: { from: "127.0.0.3" }, expect: "canary" },
-      { name: "another client's flag changes nothing", flags: ["127.0.0.4"], request: { from: "127.0.0.5" }, expect: "stable" },
-      { name: "a value other than canary_value is stable", flags: { "127.0.0.6": "0" }, request: { from: "127.0.0.6" }, expect: "stable" },
-      { name: "a value that only starts with canary_value is stable", flags: { "127.0.0.7": "10" }, request: { from: "127.0.0.7" }, expect: "stable" },
+      {
+        name: "another client's flag changes nothing",
+        flags: ["127.0.0.4"],
+        request: { from: "127.0.0.5" },
+        expect: "stable",
+      },
+      {
+        name: "a value other than canary_value is stable",
+        flags: { "127.0.0.6": "0" },
+        request: { from: "127.0.0.6" },
+        expect: "stable",
+      },
+      {
+        name: "a value that only starts with canary_value is stable",
+        flags: { "127.0.0.7": "10" },
+        request: { from: "127.0.0.7" },
+        expect: "stable",
+      },
       { name: "IPv6 client, key typed as nginx prints it", flags: ["::1"], request: { from: "::1" }, expect: "canary" },
       { name: "IPv6 client unflagged", request: { from: "::1" }, expect: "stable" },
-      { name: "headers from an untrusted peer are ignored", flags: ["203.0.113.9"], request: { from: "127.0.0.8", headers: { "x-real-ip": "203.0.113.9", "x-forwarded-for": "203.0.113.9" } }, expect: "stable" },
+      {
+        name: "headers from an untrusted peer are ignored",
+        flags: ["203.0.113.9"],
+        request: { from: "127.0.0.8", headers: { "x-real-ip": "203.0.113.9", "x-forwarded-for": "203.0.113.9" } },
+        expect: "stable",
+      },
     ];
     for (const c of cases) {
       it(c.name, async () => {
@@ -66,7 +86,8 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
   });
 
   describe("configured options", () => {
-    const ctx = useRouter({ pattern,
+    const ctx = useRouter({
+      pattern,
       options: {
         key_prefix: "gray:ip:",
         canary_value: "yes",
@@ -76,9 +97,24 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
     });
 
     const cases: RouteCase[] = [
-      { name: "key_prefix is prepended to the IP", flags: { "gray:ip:127.0.0.20": "yes" }, request: { from: "127.0.0.20" }, expect: "canary" },
-      { name: "the bare IP key is not read when a prefix is set", flags: { "127.0.0.21": "yes" }, request: { from: "127.0.0.21" }, expect: "stable" },
-      { name: "canary_value is compared exactly", flags: { "gray:ip:127.0.0.22": "1" }, request: { from: "127.0.0.22" }, expect: "stable" },
+      {
+        name: "key_prefix is prepended to the IP",
+        flags: { "gray:ip:127.0.0.20": "yes" },
+        request: { from: "127.0.0.20" },
+        expect: "canary",
+      },
+      {
+        name: "the bare IP key is not read when a prefix is set",
+        flags: { "127.0.0.21": "yes" },
+        request: { from: "127.0.0.21" },
+        expect: "stable",
+      },
+      {
+        name: "canary_value is compared exactly",
+        flags: { "gray:ip:127.0.0.22": "1" },
+        request: { from: "127.0.0.22" },
+        expect: "stable",
+      },
     ];
     for (const c of cases) it(c.name, () => runCase(ctx.router.url, ctx.flags, c));
 

@@ -20,7 +20,10 @@ describe("status rendering (the same code, as JavaScript)", () => {
 
   it("escapes strings into valid JSON", () => {
     const status: Status = {
-      routes: { stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 }, canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 } },
+      routes: {
+        stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 },
+        canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 },
+      },
       rules: { override: 0, user: 0, ip: 2, range: 0, weight: 0, none: 1 },
       store: { hits: 1, misses: 2, fallbacks: 0 },
       store_errors: { lookup: 3, refresh: 1 },
@@ -29,14 +32,24 @@ describe("status rendering (the same code, as JavaScript)", () => {
       ranges: 1,
       cache_dict: "gray_cache",
       memcached: "127.0.0.1:11211",
-      config: { key_prefix: 'a"b\\c', canary_value: "\u0001", ranges: ["10.0.0.0/8"], weight: 0, user_header: "X-User" },
+      config: {
+        key_prefix: 'a"b\\c',
+        canary_value: "\u0001",
+        ranges: ["10.0.0.0/8"],
+        weight: 0,
+        user_header: "X-User",
+      },
     };
     expect(JSON.parse(statusJson(status))).toEqual(status);
     const prometheus = statusPrometheus(status);
     expect(prometheus).toContain('gray_requests_total{route="canary"} 2\n');
     // Lookups are a partition (no failure counted among them twice); failures have their own counter.
-    expect(prometheus).toContain('gray_store_lookups_total{result="hits"} 1\ngray_store_lookups_total{result="misses"} 2\ngray_store_lookups_total{result="fallbacks"} 0\n');
-    expect(prometheus).toContain('gray_store_errors_total{operation="lookup"} 3\ngray_store_errors_total{operation="refresh"} 1\n');
+    expect(prometheus).toContain(
+      'gray_store_lookups_total{result="hits"} 1\ngray_store_lookups_total{result="misses"} 2\ngray_store_lookups_total{result="fallbacks"} 0\n',
+    );
+    expect(prometheus).toContain(
+      'gray_store_errors_total{operation="lookup"} 3\ngray_store_errors_total{operation="refresh"} 1\n',
+    );
     expect(prometheus).toContain("gray_cache_evictions_total 4\n");
   });
 });
@@ -77,8 +90,12 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       expect(reply.headers["content-type"]).toContain("text/plain");
       // The same counts as the JSON (nothing is routed in between).
       const s = await fetchStatus(ctx.router.statusUrl);
-      expect(reply.body).toMatch(new RegExp(`^gray_requests_total\\{route="stable"\\} ${s.routes.stable.requests}$`, "m"));
-      expect(reply.body).toMatch(new RegExp(`^gray_requests_total\\{route="canary"\\} ${s.routes.canary.requests}$`, "m"));
+      expect(reply.body).toMatch(
+        new RegExp(`^gray_requests_total\\{route="stable"\\} ${s.routes.stable.requests}$`, "m"),
+      );
+      expect(reply.body).toMatch(
+        new RegExp(`^gray_requests_total\\{route="canary"\\} ${s.routes.canary.requests}$`, "m"),
+      );
       expect(reply.body).toMatch(new RegExp(`^gray_store_lookups_total\\{result="hits"\\} ${s.store.hits}$`, "m"));
       expect(s.routes.stable.requests).toBeGreaterThan(0);
       expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
@@ -115,17 +132,30 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
 
     it("routes, counts decisions, and turns route counting off once, with one warning", async () => {
       // The router learns that log() is not attached after 100,000 routed requests it never saw logged.
-      const summary = await Load.start({ url: ctx.router.url, sources: loopbackClients(32, 104), durationMs: 60000, maxRequests: 101000 }).done();
+      const summary = await Load.start({
+        url: ctx.router.url,
+        sources: loopbackClients(32, 104),
+        durationMs: 60000,
+        maxRequests: 101000,
+      }).done();
       expect(summary.sent).toBeGreaterThanOrEqual(101000);
       expect(summary.failed).toBe(0);
-      const more = await Load.start({ url: ctx.router.url, sources: loopbackClients(4, 104), durationMs: 10000, maxRequests: 2000 }).done();
+      const more = await Load.start({
+        url: ctx.router.url,
+        sources: loopbackClients(4, 104),
+        durationMs: 10000,
+        maxRequests: 2000,
+      }).done();
       expect(more.failed).toBe(0);
       await sleep(1100); // counters reach the dict once a second
       const s = await fetchStatus(ctx.router.statusUrl);
       expect(s.rules.none).toBeGreaterThanOrEqual(summary.sent + more.sent);
       expect(s.routes.stable.requests).toBe(0);
       // Store warnings may come and go on a busy machine (50 ms timeouts); this is about log().
-      const warnings = ctx.router.errorLog().split("\n").filter((l) => l.includes("gray.router:") && l.includes("log()"));
+      const warnings = ctx.router
+        .errorLog()
+        .split("\n")
+        .filter((l) => l.includes("gray.router:") && l.includes("log()"));
       expect(warnings, warnings.join("\n")).toHaveLength(1);
       expect(warnings[0]).toContain("log() never ran in this worker");
       expectCleanLog(ctx.router);

@@ -20,7 +20,12 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
     beforeAll(async () => {
       const runtime = await testRuntime();
       memcached = await MemcachedServer.start(runtime);
-      router = await RouterStack.start({ runtime, memcached, pattern, options: { memcached: { timeout_ms: TIMEOUT_MS } } });
+      router = await RouterStack.start({
+        runtime,
+        memcached,
+        pattern,
+        options: { memcached: { timeout_ms: TIMEOUT_MS } },
+      });
       flags = new FlagStore(memcached.address);
     });
     afterAll(async () => {
@@ -39,7 +44,10 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       await memcached.pause();
       try {
         for (let i = 0; i < 30; i++) {
-          for (const [from, want] of [["127.0.0.50", "canary"], [`127.0.0.${70 + (i % 10)}`, "stable"]]) {
+          for (const [from, want] of [
+            ["127.0.0.50", "canary"],
+            [`127.0.0.${70 + (i % 10)}`, "stable"],
+          ]) {
             const reply = await get(router.url, { from });
             expect(reply.status).toBe(200);
             expect(reply.body.trim(), from).toBe(want);
@@ -57,7 +65,9 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
 
     it("answers 200 from stable while memcached is stopped", async () => {
       await memcached.stop();
-      const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => get(router.url, { from: `127.0.0.${60 + (i % 10)}` })));
+      const replies = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => get(router.url, { from: `127.0.0.${60 + (i % 10)}` })),
+      );
       expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
       expect(new Set(replies.map((r) => r.body.trim()))).toEqual(new Set(["stable"]));
     });

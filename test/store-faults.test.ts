@@ -39,7 +39,11 @@ describe("a TCP proxy in front of memcached", () => {
     const runtime = await testRuntime();
     memcached = await MemcachedServer.start(runtime);
     proxy = await TcpProxy.start(memcached, { record: true });
-    router = await RouterStack.start({ runtime, memcached: proxy, options: { memcached: { timeout_ms: TIMEOUT_MS }, cache_ttl_ms: TTL_MS } });
+    router = await RouterStack.start({
+      runtime,
+      memcached: proxy,
+      options: { memcached: { timeout_ms: TIMEOUT_MS }, cache_ttl_ms: TTL_MS },
+    });
     flags = new FlagStore(memcached.address);
     await flags.set("127.0.3.1");
   });
@@ -112,7 +116,9 @@ async function survivesGarbage(kinds: GarbageKind[], rounds: number): Promise<vo
     const started = Date.now();
     for (let round = 0; round < rounds; round++) {
       const replies = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => get(router.url, { from: `127.0.5.${1 + i}`, headers: { "x-user-id": `u${round}-${i}` } })),
+        Array.from({ length: 20 }, (_, i) =>
+          get(router.url, { from: `127.0.5.${1 + i}`, headers: { "x-user-id": `u${round}-${i}` } }),
+        ),
       );
       for (const reply of replies) {
         expect([reply.status, reply.body.trim()]).toEqual([200, "stable"]);

@@ -32,7 +32,9 @@ export async function testRuntime(): Promise<Runtime> {
 }
 
 /** A router for the whole file, on the shared memcached, flushed before each test. */
-export function useRouter(config: Omit<RouterStackOptions, "runtime" | "memcached"> & Partial<Pick<RouterStackOptions, "memcached">> = {}) {
+export function useRouter(
+  config: Omit<RouterStackOptions, "runtime" | "memcached"> & Partial<Pick<RouterStackOptions, "memcached">> = {},
+) {
   const ctx = {} as { router: RouterStack; flags: FlagStore };
   beforeAll(async () => {
     const memcached = config.memcached ?? sharedMemcached();
@@ -84,7 +86,10 @@ export function expectCleanLog(router: RouterStack): void {
 
 /** The router's store-failure warnings in error.log (one per worker per 5 s at most). */
 export function storeWarnings(router: RouterStack): string[] {
-  return router.errorLog().split("\n").filter((l) => l.includes("gray.router: memcached"));
+  return router
+    .errorLog()
+    .split("\n")
+    .filter((l) => l.includes("gray.router: memcached"));
 }
 
 /** No error in error.log, and the store failures only as rate-limited warnings: at least one, at most `most`. */

@@ -14,7 +14,10 @@ describe("stable_upstream and canary_upstream name the upstream {} blocks", () =
     pattern: "upstream",
     options: { stable_upstream: "app_v1", canary_upstream: "app_v2", debug_header: "X-Gray-Route" },
     // The stack's backends under other names: stable answers "stable", canary "canary".
-    httpExtra: (ports) => [`upstream app_v1 { server 127.0.0.1:${ports.stable}; keepalive 8; }`, `upstream app_v2 { server 127.0.0.1:${ports.canary}; keepalive 8; }`],
+    httpExtra: (ports) => [
+      `upstream app_v1 { server 127.0.0.1:${ports.stable}; keepalive 8; }`,
+      `upstream app_v2 { server 127.0.0.1:${ports.canary}; keepalive 8; }`,
+    ],
   });
 
   it("routes a flagged client to canary_upstream and the rest to stable_upstream", async () => {
@@ -52,7 +55,8 @@ describe("mistakes in the conf around the router", () => {
       workers: 2,
       reuseport: true,
       // A location that calls route_upstream() but proxies to a fixed upstream, and no set anywhere.
-      handEdit: (conf) => conf.replace(SET_LINE, "").replace("proxy_pass http://$gray_upstream;", "proxy_pass http://client;"),
+      handEdit: (conf) =>
+        conf.replace(SET_LINE, "").replace("proxy_pass http://$gray_upstream;", "proxy_pass http://client;"),
     });
     try {
       for (let i = 0; i < 40; i++) {
@@ -64,7 +68,8 @@ describe("mistakes in the conf around the router", () => {
       const lines = log.split("\n").filter((l) => l.includes("[error]"));
       expect(lines.length).toBeGreaterThanOrEqual(1);
       expect(lines.length).toBeLessThanOrEqual(2);
-      for (const line of lines) expect(line).toContain('cannot set $gray_upstream, which this conf never declares: add set $gray_upstream "";');
+      for (const line of lines)
+        expect(line).toContain('cannot set $gray_upstream, which this conf never declares: add set $gray_upstream "";');
       expect(log).not.toContain("stack traceback");
     } finally {
       await router.stop();

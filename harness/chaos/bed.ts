@@ -49,7 +49,11 @@ export class ChaosBed {
         workers: WORKERS,
         cacheDictSize: dictSize,
         // Trusts loopback peers' X-Real-IP: the dict case's load poses as thousands of clients that way.
-        options: { memcached: { timeout_ms: TIMEOUT_MS, pool_size: POOL_SIZE }, cache_ttl_ms: CACHE_TTL_MS, trusted_proxies: ["127.0.0.0/8"] },
+        options: {
+          memcached: { timeout_ms: TIMEOUT_MS, pool_size: POOL_SIZE },
+          cache_ttl_ms: CACHE_TTL_MS,
+          trusted_proxies: ["127.0.0.0/8"],
+        },
       });
       const workers = await workersOf(router.nginx, WORKERS);
       if (workers.length !== WORKERS) throw new Error(`expected ${WORKERS} workers, error.log shows ${workers.length}`);

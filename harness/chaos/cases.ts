@@ -84,7 +84,10 @@ const garbage: ChaosCase = {
       bed.proxy.retarget(bed.memcached);
       await fake.stop();
       const evidence = probeSawStable(probe);
-      return { seen: evidence.seen && fake.commandsAnswered > 0, text: `${evidence.text}, ${fake.commandsAnswered} commands answered with garbage` };
+      return {
+        seen: evidence.seen && fake.commandsAnswered > 0,
+        text: `${evidence.text}, ${fake.commandsAnswered} commands answered with garbage`,
+      };
     };
   },
 };
@@ -102,7 +105,11 @@ const full: ChaosCase = {
     const filler = (async () => {
       while (filling) {
         const first = batch++ * FILL_BATCH;
-        await bulkSet(bed.memcached.address, Array.from({ length: FILL_BATCH }, (_, i) => `chaos:fill:${first + i}`), FILL_VALUE);
+        await bulkSet(
+          bed.memcached.address,
+          Array.from({ length: FILL_BATCH }, (_, i) => `chaos:fill:${first + i}`),
+          FILL_VALUE,
+        );
       }
     })();
     return async () => {
@@ -135,7 +142,11 @@ const dictFull: ChaosCase = {
       const evicted = (await bed.cacheEvictions()) - evictionsBefore;
       // Not a bar: with nothing cached every request asks memcached, and one that times out on this busy machine finds no stale entry, so stable.
       const stable = probeSawStable(probe);
-      return { seen: evicted > 0, text: `${evicted} cache evictions counted by the router, ${posed} distinct clients; ${stable.text}`, loads: [flood] };
+      return {
+        seen: evicted > 0,
+        text: `${evicted} cache evictions counted by the router, ${posed} distinct clients; ${stable.text}`,
+        loads: [flood],
+      };
     };
   },
 };

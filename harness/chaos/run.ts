@@ -117,14 +117,20 @@ export interface ChaosRun {
 }
 
 /** Every case, beds started as the cases need them; onResult is called as each case ends. */
-export async function runChaos(runtime: Runtime, seconds: number, onResult: (result: CaseResult) => void, cases = CHAOS_CASES): Promise<ChaosRun> {
+export async function runChaos(
+  runtime: Runtime,
+  seconds: number,
+  onResult: (result: CaseResult) => void,
+  cases = CHAOS_CASES,
+): Promise<ChaosRun> {
   const run: ChaosRun = { memory: [] };
   const dictSizes = [...new Set(cases.map((c) => c.dictSize))];
   for (const dictSize of dictSizes) {
     const bed = await ChaosBed.start(runtime, dictSize);
     try {
       const firstKib = bed.rssKib();
-      for (const chaos of cases.filter((c) => c.dictSize === dictSize)) onResult(await runChaosCase(bed, chaos, seconds));
+      for (const chaos of cases.filter((c) => c.dictSize === dictSize))
+        onResult(await runChaosCase(bed, chaos, seconds));
       run.memory.push({ dict: dictSize ?? "10m", firstKib, lastKib: bed.rssKib() });
     } finally {
       await bed.stop();
@@ -138,12 +144,15 @@ export function missedBars(r: CaseResult): string[] {
   const problems: string[] = [];
   if (r.summary.failed > 0) problems.push(`${r.summary.failed} failed ${JSON.stringify(r.summary.errors)}`);
   if (r.summary.non2xx > 0) problems.push(`${r.summary.non2xx} non-2xx`);
-  if (r.summary.maxMs >= LATENCY_BOUND_MS) problems.push(`slowest answer ${r.summary.maxMs.toFixed(1)} ms ≥ ${LATENCY_BOUND_MS} ms`);
-  if (r.recoveryMs === undefined || r.recoveryMs >= RECOVERY_BOUND_MS) problems.push(`recovery ${r.recoveryMs?.toFixed(0) ?? "none within 3 s"} ≥ ${RECOVERY_BOUND_MS} ms`);
+  if (r.summary.maxMs >= LATENCY_BOUND_MS)
+    problems.push(`slowest answer ${r.summary.maxMs.toFixed(1)} ms ≥ ${LATENCY_BOUND_MS} ms`);
+  if (r.recoveryMs === undefined || r.recoveryMs >= RECOVERY_BOUND_MS)
+    problems.push(`recovery ${r.recoveryMs?.toFixed(0) ?? "none within 3 s"} ≥ ${RECOVERY_BOUND_MS} ms`);
   if (!r.faultSeen) problems.push(`the fault did not show: ${r.evidence}`);
   if (r.logLines > r.logBound) problems.push(`${r.logLines} error.log lines > ${r.logBound}`);
   if (r.logProblems.length > 0) problems.push(`error.log: ${r.logProblems.slice(0, 3).join(" / ")}`);
   const connections = Math.max(r.maxStoreConnections, r.storeConnectionsAfter);
-  if (connections > WORKERS * POOL_SIZE) problems.push(`${connections} store connections > ${WORKERS} workers × pool ${POOL_SIZE}`);
+  if (connections > WORKERS * POOL_SIZE)
+    problems.push(`${connections} store connections > ${WORKERS} workers × pool ${POOL_SIZE}`);
   return problems;
 }

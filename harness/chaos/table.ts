@@ -15,7 +15,11 @@ const COLUMNS: Column<ChaosRow>[] = [
   { title: "recovery ms", numeric: true, cell: (r) => r.result.recoveryMs?.toFixed(0) ?? "none" },
   { title: "log lines", numeric: true, cell: (r) => `${r.result.logLines} (≤ ${r.result.logBound})` },
   { title: "store conns max", numeric: true, cell: (r) => r.result.maxStoreConnections },
-  { title: "RssAnon KiB before → after", numeric: true, cell: (r) => `${r.result.rssBeforeKib} → ${r.result.rssAfterKib}` },
+  {
+    title: "RssAnon KiB before → after",
+    numeric: true,
+    cell: (r) => `${r.result.rssBeforeKib} → ${r.result.rssAfterKib}`,
+  },
 ];
 
 export function renderChaosTable(rows: ChaosRow[]): string {

@@ -29,10 +29,17 @@ function slot(group: string, field: string): number {
 }
 
 function routeSlots(route: RouteName): Record<keyof RouteCounts, number> {
-  return { requests: slot(route, "requests"), responses_5xx: slot(route, "responses_5xx"), upstream_seconds: slot(route, "upstream_seconds") };
+  return {
+    requests: slot(route, "requests"),
+    responses_5xx: slot(route, "responses_5xx"),
+    upstream_seconds: slot(route, "upstream_seconds"),
+  };
 }
 
-export const ROUTE_COUNTER: Record<RouteName, Record<keyof RouteCounts, number>> = { stable: routeSlots("stable"), canary: routeSlots("canary") };
+export const ROUTE_COUNTER: Record<RouteName, Record<keyof RouteCounts, number>> = {
+  stable: routeSlots("stable"),
+  canary: routeSlots("canary"),
+};
 export const RULE_COUNTER = {} as Record<Rule, number>;
 for (const rule of RULES) RULE_COUNTER[rule] = slot("rule", rule);
 export const STORE_COUNTER = {} as Record<keyof StoreCounts, number>;

@@ -194,7 +194,15 @@ export function parseCidr(s: string): Cidr | undefined {
 
 /** ::ffff:a.b.c.d is matched against IPv4 ranges, as ngx_cidr_match does. */
 function unmapIpv4(addr: Address): Address {
-  if (addr.length === 8 && addr[5] === 0xffff && addr[0] === 0 && addr[1] === 0 && addr[2] === 0 && addr[3] === 0 && addr[4] === 0) {
+  if (
+    addr.length === 8 &&
+    addr[5] === 0xffff &&
+    addr[0] === 0 &&
+    addr[1] === 0 &&
+    addr[2] === 0 &&
+    addr[3] === 0 &&
+    addr[4] === 0
+  ) {
     return [addr[6]!, addr[7]!];
   }
   return addr;

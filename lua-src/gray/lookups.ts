@@ -56,8 +56,18 @@ function storeFailed(operation: keyof StoreErrorCounts, reason: string, now: num
   if (now < nextWarnAt) return;
   nextWarnAt = now + WARN_INTERVAL_S;
   const mc = options.memcached;
-  ngx_log(ngx_WARN, "gray.router: memcached ", mc.host, ":", mc.port, " failed (", reason, "); ",
-    fallbacksSinceWarn, " lookup(s) answered without it since the last warning");
+  ngx_log(
+    ngx_WARN,
+    "gray.router: memcached ",
+    mc.host,
+    ":",
+    mc.port,
+    " failed (",
+    reason,
+    "); ",
+    fallbacksSinceWarn,
+    " lookup(s) answered without it since the last warning",
+  );
   fallbacksSinceWarn = 0;
 }
 

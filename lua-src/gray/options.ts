@@ -76,7 +76,8 @@ export function checkKeyPrefix(prefix: unknown, userRule: boolean): string | und
   if (typeof prefix !== "string" || prefix.length > MAX_KEY_PREFIX_BYTES || !isKeySafe(prefix)) {
     return `a string of at most ${MAX_KEY_PREFIX_BYTES} bytes without spaces or control characters`;
   }
-  if (userRule && prefix.length > MAX_USER_KEY_PREFIX_BYTES) return `at most ${MAX_USER_KEY_PREFIX_BYTES} bytes when user_header or user_cookie is set`;
+  if (userRule && prefix.length > MAX_USER_KEY_PREFIX_BYTES)
+    return `at most ${MAX_USER_KEY_PREFIX_BYTES} bytes when user_header or user_cookie is set`;
   return undefined;
 }
 
@@ -108,7 +109,13 @@ function unknownKeys(raw: Raw, known: Record<string, boolean>, parent: string): 
   return undefined;
 }
 
-const MEMCACHED_KEYS: Record<string, boolean> = { host: true, port: true, timeout_ms: true, pool_size: true, keepalive_ms: true };
+const MEMCACHED_KEYS: Record<string, boolean> = {
+  host: true,
+  port: true,
+  timeout_ms: true,
+  pool_size: true,
+  keepalive_ms: true,
+};
 const ROUTER_KEYS: Record<string, boolean> = {
   memcached: true,
   key_prefix: true,
@@ -189,22 +196,28 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const poolSize = mc.pool_size === undefined ? 32 : mc.pool_size;
   if (!isInteger(poolSize, 1, 10000)) return invalid("memcached.pool_size", "an integer in 1..10000", poolSize);
   const keepalive = mc.keepalive_ms === undefined ? 60000 : mc.keepalive_ms;
-  if (!isInteger(keepalive, 1, 86400000)) return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
+  if (!isInteger(keepalive, 1, 86400000))
+    return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
 
   const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
   const badPrefix = checkKeyPrefix(prefix, false);
   if (badPrefix !== undefined || typeof prefix !== "string") return invalid("key_prefix", badPrefix ?? "", prefix);
   const stable = raw.stable_location === undefined ? "@client" : location(raw.stable_location);
-  if (stable === undefined) return invalid("stable_location", "a named location (@name) or a URI (/path)", raw.stable_location);
+  if (stable === undefined)
+    return invalid("stable_location", "a named location (@name) or a URI (/path)", raw.stable_location);
   const canary = raw.canary_location === undefined ? "@client_test" : location(raw.canary_location);
-  if (canary === undefined) return invalid("canary_location", "a named location (@name) or a URI (/path)", raw.canary_location);
+  if (canary === undefined)
+    return invalid("canary_location", "a named location (@name) or a URI (/path)", raw.canary_location);
   const stableUpstream = raw.stable_upstream === undefined ? "client" : upstreamName(raw.stable_upstream);
-  if (stableUpstream === undefined) return invalid("stable_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.stable_upstream);
+  if (stableUpstream === undefined)
+    return invalid("stable_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.stable_upstream);
   const canaryUpstream = raw.canary_upstream === undefined ? "client_test" : upstreamName(raw.canary_upstream);
-  if (canaryUpstream === undefined) return invalid("canary_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.canary_upstream);
+  if (canaryUpstream === undefined)
+    return invalid("canary_upstream", "the name of an upstream {} block (letters, digits, . - _)", raw.canary_upstream);
   const canaryValue = raw.canary_value === undefined ? "1" : raw.canary_value;
   const badValue = checkCanaryValue(canaryValue);
-  if (badValue !== undefined || typeof canaryValue !== "string") return invalid("canary_value", badValue ?? "", canaryValue);
+  if (badValue !== undefined || typeof canaryValue !== "string")
+    return invalid("canary_value", badValue ?? "", canaryValue);
   const debugHeader = raw.debug_header;
   if (debugHeader !== undefined && (typeof debugHeader !== "string" || !isToken(debugHeader))) {
     return invalid("debug_header", "an HTTP header name", debugHeader);
@@ -215,12 +228,14 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const ranges = cidrList("ranges", raw.ranges);
   if (typeof ranges === "string") return ranges;
   const weight = raw.weight === undefined ? 0 : raw.weight;
-  if (typeof weight !== "number" || !(weight >= 0 && weight <= 100)) return invalid("weight", "a number in 0..100", weight);
+  if (typeof weight !== "number" || !(weight >= 0 && weight <= 100))
+    return invalid("weight", "a number in 0..100", weight);
 
   const names: Record<string, string | undefined> = {};
   for (const name of ["override_header", "override_cookie", "user_header", "user_cookie"]) {
     const value = optionalToken(raw[name]);
-    if (value === false) return invalid(name, name.endsWith("header") ? "an HTTP header name" : "a cookie name", raw[name]);
+    if (value === false)
+      return invalid(name, name.endsWith("header") ? "an HTTP header name" : "a cookie name", raw[name]);
     names[name] = value;
   }
   const userRule = names.user_header !== undefined || names.user_cookie !== undefined;

@@ -118,7 +118,10 @@ export function configure(input?: unknown): void {
   if (typeof parsed === "string") error(parsed, 2);
   const cache = parsed.cache;
   if (cache !== undefined && cache.required && ngx.shared[cache.dict] === undefined) {
-    error(`gray.router: option cache_dict names "${cache.dict}", but no lua_shared_dict ${cache.dict} is declared (add: lua_shared_dict ${cache.dict} 10m;)`, 2);
+    error(
+      `gray.router: option cache_dict names "${cache.dict}", but no lua_shared_dict ${cache.dict} is declared (add: lua_shared_dict ${cache.dict} 10m;)`,
+      2,
+    );
   }
   install(parsed);
 }
@@ -142,7 +145,12 @@ function logMissing(): boolean {
   counting = false;
   inFlight = new LuaTable();
   inFlightCount = 0;
-  ngx_log(ngx.WARN, "gray.router: log() never ran in this worker after ", MAX_IN_FLIGHT, " routed requests, so route counters are off; add log_by_lua_block { require(\"gray.router\").log() } to the server to count them");
+  ngx_log(
+    ngx.WARN,
+    "gray.router: log() never ran in this worker after ",
+    MAX_IN_FLIGHT,
+    ' routed requests, so route counters are off; add log_by_lua_block { require("gray.router").log() } to the server to count them',
+  );
   return true;
 }
 
@@ -155,7 +163,12 @@ function remember(canary: boolean): void {
   if (inFlightCount >= MAX_IN_FLIGHT) {
     inFlight = new LuaTable();
     inFlightCount = 0;
-    ngx_log(ngx.WARN, "gray.router: ", MAX_IN_FLIGHT, " routed requests were never logged; is log_by_lua_block { require(\"gray.router\").log() } set for the locations route() sends to?");
+    ngx_log(
+      ngx.WARN,
+      "gray.router: ",
+      MAX_IN_FLIGHT,
+      ' routed requests were never logged; is log_by_lua_block { require("gray.router").log() } set for the locations route() sends to?',
+    );
   }
   inFlight.set(request, canary);
   inFlightCount++;
@@ -179,9 +192,10 @@ function loggedRoute(): boolean | undefined {
 /** Decides the request's route, counts the rule and sets the debug headers. */
 function decideRequest(): boolean {
   const remoteAddr = ngx_var.remote_addr!;
-  const ip = options.trusted_proxies.length === 0
-    ? remoteAddr
-    : clientIp(remoteAddr, ngx_var.http_x_real_ip, ngx_var.http_x_forwarded_for, options.trusted_proxies);
+  const ip =
+    options.trusted_proxies.length === 0
+      ? remoteAddr
+      : clientIp(remoteAddr, ngx_var.http_x_real_ip, ngx_var.http_x_forwarded_for, options.trusted_proxies);
   const decision = decide(
     options,
     lookups,
@@ -228,7 +242,10 @@ export function route_upstream(): void {
   const [declared] = pcall(writeUpstreamVar, name);
   upstreamVar = declared ? UpstreamVar.Declared : UpstreamVar.Missing;
   if (!declared) {
-    ngx_log(ngx.ERR, 'gray.router: route_upstream() cannot set $gray_upstream, which this conf never declares: add set $gray_upstream ""; and proxy_pass http://$gray_upstream; to the location that calls it (requests go where the location sends them until then)');
+    ngx_log(
+      ngx.ERR,
+      'gray.router: route_upstream() cannot set $gray_upstream, which this conf never declares: add set $gray_upstream ""; and proxy_pass http://$gray_upstream; to the location that calls it (requests go where the location sends them until then)',
+    );
   }
 }
 
@@ -250,7 +267,9 @@ export function status(): void {
   if (dict === undefined) {
     ngx.status = 503;
     ngx_header["Content-Type"] = "text/plain";
-    ngx.print(`gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? DEFAULT_CACHE_DICT} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`);
+    ngx.print(
+      `gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? DEFAULT_CACHE_DICT} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`,
+    );
     return;
   }
   const mc = options.memcached;

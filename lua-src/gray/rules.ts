@@ -136,7 +136,11 @@ export function inWeight(hash: number, weight: number): boolean {
 }
 
 /** "always" / "never" from the override header, else from the override cookie. */
-export function overrideOf(o: RuleOptions, header: string | undefined, cookies: string | undefined): Decision | undefined {
+export function overrideOf(
+  o: RuleOptions,
+  header: string | undefined,
+  cookies: string | undefined,
+): Decision | undefined {
   let value = header;
   if (value !== "always" && value !== "never" && o.override_cookie !== undefined && cookies !== undefined) {
     value = cookieValue(cookies, o.override_cookie);

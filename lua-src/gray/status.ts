@@ -85,7 +85,8 @@ function jsonString(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c === 34 || c === 92) out += "\\" + s.charAt(i);
-    else if (c < 32) out += c < 16 ? `\\u000${"0123456789abcdef".charAt(c)}` : `\\u001${"0123456789abcdef".charAt(c - 16)}`;
+    else if (c < 32)
+      out += c < 16 ? `\\u000${"0123456789abcdef".charAt(c)}` : `\\u001${"0123456789abcdef".charAt(c - 16)}`;
     else out += s.charAt(i);
   }
   return out + '"';
@@ -115,18 +116,20 @@ function jsonConfig(c: RuleConfig): string {
 }
 
 export function statusJson(s: Status): string {
-  return jsonObject([
-    ["routes", jsonObject(ROUTES.map((r) => [r, jsonCounts(s.routes[r], ROUTE_FIELDS)]))],
-    ["rules", jsonCounts(s.rules, RULES)],
-    ["store", jsonCounts(s.store, STORE_FIELDS)],
-    ["store_errors", jsonCounts(s.store_errors, STORE_ERROR_FIELDS)],
-    ["cache_evictions", `${s.cache_evictions}`],
-    ["weight", `${s.weight}`],
-    ["ranges", `${s.ranges}`],
-    ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
-    ["memcached", jsonString(s.memcached)],
-    ["config", jsonConfig(s.config)],
-  ]) + "\n";
+  return (
+    jsonObject([
+      ["routes", jsonObject(ROUTES.map((r) => [r, jsonCounts(s.routes[r], ROUTE_FIELDS)]))],
+      ["rules", jsonCounts(s.rules, RULES)],
+      ["store", jsonCounts(s.store, STORE_FIELDS)],
+      ["store_errors", jsonCounts(s.store_errors, STORE_ERROR_FIELDS)],
+      ["cache_evictions", `${s.cache_evictions}`],
+      ["weight", `${s.weight}`],
+      ["ranges", `${s.ranges}`],
+      ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
+      ["memcached", jsonString(s.memcached)],
+      ["config", jsonConfig(s.config)],
+    ]) + "\n"
+  );
 }
 
 function metric(lines: string[], name: string, type: string, help: string, samples: string[][]): void {
@@ -138,12 +141,44 @@ export function statusPrometheus(s: Status): string {
   const lines: string[] = [];
   const byRoute = (field: keyof RouteCounts) => ROUTES.map((r) => [`{route="${r}"}`, `${s.routes[r][field]}`]);
   metric(lines, "gray_requests_total", "counter", "Requests answered, by route.", byRoute("requests"));
-  metric(lines, "gray_responses_5xx_total", "counter", "Responses with a 5xx status, by route.", byRoute("responses_5xx"));
-  metric(lines, "gray_upstream_seconds_total", "counter", "Sum of upstream response times, by route.", byRoute("upstream_seconds"));
-  metric(lines, "gray_decisions_total", "counter", "Routing decisions, by the rule that decided.", RULES.map((r) => [`{rule="${r}"}`, `${s.rules[r]}`]));
-  metric(lines, "gray_store_lookups_total", "counter", "Flag lookups, each counted once by how it was answered.", STORE_FIELDS.map((f) => [`{result="${f}"}`, `${s.store[f]}`]));
-  metric(lines, "gray_store_errors_total", "counter", "memcached failures, by operation (lookup, refresh of weight and ranges).", STORE_ERROR_FIELDS.map((f) => [`{operation="${f}"}`, `${s.store_errors[f]}`]));
-  metric(lines, "gray_cache_evictions_total", "counter", "Entries the full cache dict evicted to store a lookup.", [["", `${s.cache_evictions}`]]);
+  metric(
+    lines,
+    "gray_responses_5xx_total",
+    "counter",
+    "Responses with a 5xx status, by route.",
+    byRoute("responses_5xx"),
+  );
+  metric(
+    lines,
+    "gray_upstream_seconds_total",
+    "counter",
+    "Sum of upstream response times, by route.",
+    byRoute("upstream_seconds"),
+  );
+  metric(
+    lines,
+    "gray_decisions_total",
+    "counter",
+    "Routing decisions, by the rule that decided.",
+    RULES.map((r) => [`{rule="${r}"}`, `${s.rules[r]}`]),
+  );
+  metric(
+    lines,
+    "gray_store_lookups_total",
+    "counter",
+    "Flag lookups, each counted once by how it was answered.",
+    STORE_FIELDS.map((f) => [`{result="${f}"}`, `${s.store[f]}`]),
+  );
+  metric(
+    lines,
+    "gray_store_errors_total",
+    "counter",
+    "memcached failures, by operation (lookup, refresh of weight and ranges).",
+    STORE_ERROR_FIELDS.map((f) => [`{operation="${f}"}`, `${s.store_errors[f]}`]),
+  );
+  metric(lines, "gray_cache_evictions_total", "counter", "Entries the full cache dict evicted to store a lookup.", [
+    ["", `${s.cache_evictions}`],
+  ]);
   metric(lines, "gray_weight_percent", "gauge", "The canary weight in force.", [["", `${s.weight}`]]);
   metric(lines, "gray_ranges", "gauge", "Canary ranges in force (configured plus memcached).", [["", `${s.ranges}`]]);
   return lines.join("\n") + "\n";

@@ -18,7 +18,10 @@ const memcached = loadMemcached();
 const keepKey: KeyTransform = (key) => key;
 const CLIENT_OPTIONS: MemcachedNewOptions = { key_transform: [keepKey, keepKey] };
 
-function open(options: MemcachedOptions, connect: MemcachedConnectOptions): LuaMultiReturn<[MemcachedClient | undefined, string | undefined]> {
+function open(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+): LuaMultiReturn<[MemcachedClient | undefined, string | undefined]> {
   const [client, newError] = memcached.new(CLIENT_OPTIONS);
   if (client === undefined) return $multi(undefined, newError);
   client.set_timeout(options.timeout_ms);
@@ -36,12 +39,20 @@ const guarded = pcall as unknown as <A extends unknown[], T>(
   ...args: A
 ) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
 
-function getOne(this: void, client: MemcachedClient, key: string): LuaMultiReturn<[string | undefined, string | undefined]> {
+function getOne(
+  this: void,
+  client: MemcachedClient,
+  key: string,
+): LuaMultiReturn<[string | undefined, string | undefined]> {
   const [value, , getError] = client.get(key);
   return $multi(value, getError);
 }
 
-function getMany(this: void, client: MemcachedClient, keys: string[]): LuaMultiReturn<[LuaTable<string, [string, string]> | undefined, string | undefined]> {
+function getMany(
+  this: void,
+  client: MemcachedClient,
+  keys: string[],
+): LuaMultiReturn<[LuaTable<string, [string, string]> | undefined, string | undefined]> {
   return client.get(keys);
 }
 

@@ -8,11 +8,24 @@ interface SharedDict {
   /** The value, or undefined when absent or expired. */
   get(this: SharedDict, key: string): string | number | boolean | undefined;
   /** Also returns expired entries not yet evicted; the third value says whether it is stale. */
-  get_stale(this: SharedDict, key: string): LuaMultiReturn<[string | number | boolean | undefined, number | undefined, boolean]>;
+  get_stale(
+    this: SharedDict,
+    key: string,
+  ): LuaMultiReturn<[string | number | boolean | undefined, number | undefined, boolean]>;
   /** Stores, evicting least recently used entries when the zone is full. exptime in seconds, 0 = never. */
-  set(this: SharedDict, key: string, value: string | number | boolean, exptime?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  set(
+    this: SharedDict,
+    key: string,
+    value: string | number | boolean,
+    exptime?: number,
+  ): LuaMultiReturn<[boolean, string | undefined, boolean]>;
   /** Adds n, creating the key with init when absent. */
-  incr(this: SharedDict, key: string, n: number, init?: number): LuaMultiReturn<[number | undefined, string | undefined]>;
+  incr(
+    this: SharedDict,
+    key: string,
+    n: number,
+    init?: number,
+  ): LuaMultiReturn<[number | undefined, string | undefined]>;
 }
 
 /** @noSelf */

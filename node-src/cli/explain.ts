@@ -79,7 +79,8 @@ export async function explain(store: StoreReader, o: RouterOptions, request: Exp
   const pairs = cookies.map(([k, v]) => `${k}=${v}`);
   if (request.cookieHeader !== undefined) pairs.unshift(request.cookieHeader);
   const cookieHeader = pairs.length === 0 ? undefined : pairs.join("; ");
-  const user = o.user_header !== undefined || o.user_cookie !== undefined ? userIdOf(o, userHeader, cookieHeader) : undefined;
+  const user =
+    o.user_header !== undefined || o.user_cookie !== undefined ? userIdOf(o, userHeader, cookieHeader) : undefined;
 
   // The rules ask synchronously (as they do in nginx): fetch every key they might ask first.
   const keys = [o.key_prefix + ip, o.key_prefix + RANGES_KEY, o.key_prefix + WEIGHT_KEY];

@@ -46,7 +46,12 @@ async function main(argv: string[]): Promise<number> {
   let work: () => Promise<Output>;
   let json: boolean;
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...COMMON_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
     if (values.help) {
       process.stdout.write(commandHelp(command) + "\n");
       return 0;
@@ -54,7 +59,8 @@ async function main(argv: string[]): Promise<number> {
     json = values.json === true;
     const given = (values.memcached as string | undefined) ?? process.env.GRAY_MEMCACHED;
     const memcached = given ?? DEFAULT_MEMCACHED;
-    if (!parseHostPort(memcached)) throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
+    if (!parseHostPort(memcached))
+      throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
     const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);
     work = command.prepare({ args: positionals, values, memcached, memcachedGiven: given !== undefined, prefix, json });
   } catch (err) {
@@ -78,7 +84,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function usageFailure(name: string, err: unknown): number {
-  if (!(err instanceof UsageError) && !(err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))) throw err;
+  if (
+    !(err instanceof UsageError) &&
+    !(err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))
+  )
+    throw err;
   // One line, always: parseArgs' own messages can span several.
   process.stderr.write(`gray ${name}: ${err.message.replace(/\s*\n\s*/g, " ")} (see gray ${name} --help)\n`);
   return 2;

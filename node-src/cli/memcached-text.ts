@@ -122,7 +122,14 @@ function parseReply(buf: Buffer, expect: Expect, state: ParseState): Parsed {
     const lf = expect.kind === "dump" ? buf.indexOf("\n", at, "latin1") : -1;
     const end = lf >= 0 && (crlf < 0 || lf < crlf) ? lf : crlf;
     const exact = expect.kind === "status" ? expect.words : expect.kind === "version" ? [] : ["END"];
-    const prefixes = expect.kind === "values" ? ["VALUE "] : expect.kind === "version" ? ["VERSION "] : expect.kind === "dump" ? ["key=", "BUSY "] : [];
+    const prefixes =
+      expect.kind === "values"
+        ? ["VALUE "]
+        : expect.kind === "version"
+          ? ["VERSION "]
+          : expect.kind === "dump"
+            ? ["key=", "BUSY "]
+            : [];
     if (end < 0) {
       const partial = buf.subarray(at).toString("latin1");
       if (!couldStart(partial, exact, prefixes)) throw notAReply(buf.subarray(at));
@@ -151,17 +158,26 @@ function parseReply(buf: Buffer, expect: Expect, state: ParseState): Parsed {
       }
       case "values": {
         if (line === "END") return { done: true, reply: entries, used: next };
-        const m = expect.withCas ? /^VALUE (\S+) (\d{1,10}) (\d{1,10}) (\d{1,20})$/.exec(line) : /^VALUE (\S+) (\d{1,10}) (\d{1,10})$/.exec(line);
+        const m = expect.withCas
+          ? /^VALUE (\S+) (\d{1,10}) (\d{1,10}) (\d{1,20})$/.exec(line)
+          : /^VALUE (\S+) (\d{1,10}) (\d{1,10})$/.exec(line);
         const bytes = m ? Number(m[3]) : NaN;
-        if (!m || !expect.keys.includes(m[1]!) || Number(m[2]) > 0xffffffff || bytes > MAX_VALUE_BYTES) throw notAReply(buf.subarray(at, next));
+        if (!m || !expect.keys.includes(m[1]!) || Number(m[2]) > 0xffffffff || bytes > MAX_VALUE_BYTES)
+          throw notAReply(buf.subarray(at, next));
         if (buf.length < next + bytes + 2) {
           // The value is still coming; what has come of its line end must be \r\n.
           const tail = buf.subarray(next + bytes);
           if (tail.length > 0 && !CRLF.startsWith(tail.toString("latin1"))) throw notAReply(buf.subarray(at));
           return { done: false };
         }
-        if (buf.toString("latin1", next + bytes, next + bytes + 2) !== CRLF) throw notAReply(buf.subarray(at, next + bytes + 2));
-        entries.push({ key: m[1]!, flags: Number(m[2]), value: Buffer.from(buf.subarray(next, next + bytes)), cas: m[4] });
+        if (buf.toString("latin1", next + bytes, next + bytes + 2) !== CRLF)
+          throw notAReply(buf.subarray(at, next + bytes + 2));
+        entries.push({
+          key: m[1]!,
+          flags: Number(m[2]),
+          value: Buffer.from(buf.subarray(next, next + bytes)),
+          cas: m[4],
+        });
         state.at = next + bytes + 2;
         continue;
       }
@@ -284,7 +300,9 @@ export class TextConnection {
     this.buffer = Buffer.alloc(0);
     this.pending = undefined;
     if (extra.length > 0) {
-      const failure = new TextProtocolError(`answered ${quoted(extra)} after its reply, which is not memcached's protocol (protocol error)`);
+      const failure = new TextProtocolError(
+        `answered ${quoted(extra)} after its reply, which is not memcached's protocol (protocol error)`,
+      );
       p.reject(failure);
       this.fail(failure);
       this.socket?.destroy();
@@ -330,7 +348,11 @@ export class TextConnection {
   async values(command: "get" | "gets", key: string): Promise<ValueReply | undefined> {
     // Reply lines are read byte for byte (latin1): the key as it comes back is its UTF-8 bytes.
     const wire = Buffer.from(key, "utf8").toString("latin1");
-    const found = (await this.request(`${command} ${key}`, undefined, { kind: "values", keys: [wire], withCas: command === "gets" })) as ValueReply[];
+    const found = (await this.request(`${command} ${key}`, undefined, {
+      kind: "values",
+      keys: [wire],
+      withCas: command === "gets",
+    })) as ValueReply[];
     if (found.length > 1) throw new TextProtocolError(`answered ${found.length} values for one key (protocol error)`);
     return found[0];
   }

@@ -43,7 +43,8 @@ export interface StepReport {
 
 /** While a step runs ("progress"), when it has held for its interval ("step"), and how the release ended. */
 export type StepEvent = { event: "progress" | "step" } & StepReport;
-export type Outcome = ({ event: "rolled_back"; maxErrorRate: number } & StepReport) | { event: "released"; weight: number };
+export type Outcome =
+  ({ event: "rolled_back"; maxErrorRate: number } & StepReport) | { event: "released"; weight: number };
 export type ReleaseEvent = StepEvent | Outcome;
 
 /** Percent or fraction, "1%" / "0.5" → 0.01 / 0.005 ... : the number is percent either way. */

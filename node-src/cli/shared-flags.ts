@@ -14,7 +14,8 @@ export function ttlOf(ctx: Context): number {
   const raw = stringFlag(ctx, "ttl");
   if (raw === undefined) return 0;
   const ttl = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!(ttl >= 1 && ttl <= MAX_TTL_S)) throw new UsageError(`--ttl must be a whole number of seconds from 1 to ${MAX_TTL_S}: ${JSON.stringify(raw)}`);
+  if (!(ttl >= 1 && ttl <= MAX_TTL_S))
+    throw new UsageError(`--ttl must be a whole number of seconds from 1 to ${MAX_TTL_S}: ${JSON.stringify(raw)}`);
   return ttl;
 }
 
@@ -25,7 +26,8 @@ export const valueHelp = "  --value V              the router's canary_value (de
 export function canaryValueOf(ctx: Context): string {
   const value = stringFlag(ctx, "value", "1");
   const bad = checkCanaryValue(luaBytes(value));
-  if (bad !== undefined) throw new UsageError(`--value must be ${bad}, as the router's canary_value: ${JSON.stringify(value)}`);
+  if (bad !== undefined)
+    throw new UsageError(`--value must be ${bad}, as the router's canary_value: ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -39,7 +41,8 @@ export function httpUrl(flag: string, raw: string): string {
   } catch {
     url = undefined;
   }
-  if (url?.protocol !== "http:" && url?.protocol !== "https:") throw new UsageError(`--${flag} takes an http:// URL: ${JSON.stringify(raw)}`);
+  if (url?.protocol !== "http:" && url?.protocol !== "https:")
+    throw new UsageError(`--${flag} takes an http:// URL: ${JSON.stringify(raw)}`);
   return raw;
 }
 
@@ -53,5 +56,7 @@ export function checkPrefix(prefix: string, userKeys: boolean): string {
   const bad = checkKeyPrefix(luaBytes(prefix), userKeys);
   if (bad === undefined) return prefix;
   const shown = prefix.length > 40 ? `${prefix.slice(0, 40)}...` : prefix;
-  throw new UsageError(`--prefix must be ${bad}, as the router's key_prefix (got ${Buffer.byteLength(prefix)} bytes: ${JSON.stringify(shown)})`);
+  throw new UsageError(
+    `--prefix must be ${bad}, as the router's key_prefix (got ${Buffer.byteLength(prefix)} bytes: ${JSON.stringify(shown)})`,
+  );
 }

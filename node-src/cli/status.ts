@@ -27,7 +27,12 @@ export async function fetchStatus(url: string): Promise<Status> {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 const percent = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 * part) / whole).toFixed(2)} %`);
@@ -40,7 +45,10 @@ export function renderStatus(s: Status): string {
     routeRows.push([route, `${r.requests}`, `${r.responses_5xx}`, percent(r.responses_5xx, r.requests), avg]);
   }
   const decided = RULES.reduce((n, rule) => n + s.rules[rule], 0);
-  const ruleRows = [["rule", "decisions", "share"], ...RULES.map((rule) => [rule, `${s.rules[rule]}`, percent(s.rules[rule], decided)])];
+  const ruleRows = [
+    ["rule", "decisions", "share"],
+    ...RULES.map((rule) => [rule, `${s.rules[rule]}`, percent(s.rules[rule], decided)]),
+  ];
   const lookups = s.store.hits + s.store.misses + s.store.fallbacks;
   const storeRows = [
     ["store", "lookups", "share"],

@@ -32,7 +32,9 @@ export function parseHostPort(address: string): { host: string; port: number } |
 function assertKey(key: string): void {
   const bytes = Buffer.from(key, "utf8");
   if (bytes.length === 0 || bytes.length > 250 || bytes.some((b) => b <= 32 || b === 127)) {
-    throw new Error(`not a memcached text-protocol key (1-250 bytes, no spaces or control characters): ${JSON.stringify(key)}`);
+    throw new Error(
+      `not a memcached text-protocol key (1-250 bytes, no spaces or control characters): ${JSON.stringify(key)}`,
+    );
   }
 }
 
@@ -76,7 +78,14 @@ export class AdminStore {
   }
 
   /** A storage command that must be answered with one of `accepted`. */
-  private store(verb: "set" | "add" | "cas", key: string, value: string, ttlSeconds: number, cas: string | undefined, accepted: readonly StatusWord[]) {
+  private store(
+    verb: "set" | "add" | "cas",
+    key: string,
+    value: string,
+    ttlSeconds: number,
+    cas: string | undefined,
+    accepted: readonly StatusWord[],
+  ) {
     assertKey(key);
     const data = Buffer.from(value, "utf8");
     const line = `${verb} ${key} 0 ${this.expiry(ttlSeconds)} ${data.length}${cas === undefined ? "" : ` ${cas}`}`;
@@ -119,14 +128,18 @@ export class AdminStore {
   /** True when the key was there (DELETED), false when it was already gone (NOT_FOUND). */
   async delete(key: string): Promise<boolean> {
     assertKey(key);
-    const reply = await this.ask(`delete ${key}`, "not deleted", () => this.connection.status(`delete ${key}`, undefined, ["DELETED", "NOT_FOUND"]));
+    const reply = await this.ask(`delete ${key}`, "not deleted", () =>
+      this.connection.status(`delete ${key}`, undefined, ["DELETED", "NOT_FOUND"]),
+    );
     return reply === "DELETED";
   }
 
   /** True when the key was there and now expires after ttlSeconds. */
   async touch(key: string, ttlSeconds: number): Promise<boolean> {
     assertKey(key);
-    const reply = await this.ask(`touch ${key}`, "not touched", () => this.connection.status(`touch ${key} ${this.expiry(ttlSeconds)}`, undefined, ["TOUCHED", "NOT_FOUND"]));
+    const reply = await this.ask(`touch ${key}`, "not touched", () =>
+      this.connection.status(`touch ${key} ${this.expiry(ttlSeconds)}`, undefined, ["TOUCHED", "NOT_FOUND"]),
+    );
     return reply === "TOUCHED";
   }
 

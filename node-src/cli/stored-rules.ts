@@ -9,7 +9,8 @@ import { parseRangeList } from "../../lua-src/gray/ranges.ts";
 import { RANGES_KEY, WEIGHT_KEY, parseWeight } from "../../lua-src/gray/rules.ts";
 import type { AdminStore } from "./store.ts";
 
-export const WEIGHT_IGNORED = "not a number from 0 to 100 (digits, one optional decimal point), so the router applies its configured weight";
+export const WEIGHT_IGNORED =
+  "not a number from 0 to 100 (digits, one optional decimal point), so the router applies its configured weight";
 export const RANGE_IGNORED = "not an IPv4 or IPv6 address or CIDR, so the router skips it";
 
 export interface Ignored {
@@ -36,7 +37,8 @@ export async function readStoredRules(store: AdminStore, prefix: string): Promis
   return {
     weight,
     weightText,
-    weightIgnored: weightText !== undefined && weight === undefined ? { value: weightText, why: WEIGHT_IGNORED } : undefined,
+    weightIgnored:
+      weightText !== undefined && weight === undefined ? { value: weightText, why: WEIGHT_IGNORED } : undefined,
     ranges: list.cidrs.map(formatCidr),
     rangesIgnored: list.invalid.map((value) => ({ value, why: RANGE_IGNORED })),
   };
@@ -45,7 +47,11 @@ export async function readStoredRules(store: AdminStore, prefix: string): Promis
 /** One line per ignored value, for people. */
 export function ignoredLines(rules: StoredRules, prefix: string): string[] {
   const lines: string[] = [];
-  if (rules.weightIgnored) lines.push(`ignored by the router: ${prefix}${WEIGHT_KEY} = ${JSON.stringify(rules.weightIgnored.value)}: ${rules.weightIgnored.why}`);
-  for (const r of rules.rangesIgnored) lines.push(`ignored by the router: ${JSON.stringify(r.value)} in ${prefix}${RANGES_KEY}: ${r.why}`);
+  if (rules.weightIgnored)
+    lines.push(
+      `ignored by the router: ${prefix}${WEIGHT_KEY} = ${JSON.stringify(rules.weightIgnored.value)}: ${rules.weightIgnored.why}`,
+    );
+  for (const r of rules.rangesIgnored)
+    lines.push(`ignored by the router: ${JSON.stringify(r.value)} in ${prefix}${RANGES_KEY}: ${r.why}`);
   return lines;
 }

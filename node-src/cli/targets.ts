@@ -18,6 +18,7 @@ export function parseTarget(arg: string): Target {
 }
 
 export function checkUserId(id: string): string {
-  if (!isUserId(id)) throw new UsageError(`not a user id (1-64 letters, digits or - . _ ~ @ + = :): ${JSON.stringify(id)}`);
+  if (!isUserId(id))
+    throw new UsageError(`not a user id (1-64 letters, digits or - . _ ~ @ + = :): ${JSON.stringify(id)}`);
   return id;
 }

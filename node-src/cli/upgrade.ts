@@ -14,7 +14,8 @@ export async function healthProblem(url: string): Promise<string | undefined> {
       // A new connection each time: a kept-alive one could still be held by a retiring worker.
       const res = await request(url, { reset: true, headersTimeout: 2000, bodyTimeout: 2000 });
       await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode > 299) return `${url} answered ${res.statusCode} (probe ${i} of ${HEALTH_PROBES})`;
+      if (res.statusCode < 200 || res.statusCode > 299)
+        return `${url} answered ${res.statusCode} (probe ${i} of ${HEALTH_PROBES})`;
     } catch (err) {
       return `${url} did not answer (probe ${i} of ${HEALTH_PROBES}): ${(err as Error).message}`;
     }
@@ -33,7 +34,11 @@ export type UpgradeOutcome =
  * which one answered); health check; then QUIT the old master, or on a failed check roll back
  * (HUP old, QUIT new). Each step is reported as it is done.
  */
-export async function upgrade(pidFile: string, healthUrl: string | undefined, report: (line: string) => void): Promise<UpgradeOutcome> {
+export async function upgrade(
+  pidFile: string,
+  healthUrl: string | undefined,
+  report: (line: string) => void,
+): Promise<UpgradeOutcome> {
   const up = await BinaryUpgrade.begin(pidFile);
   const pids = { oldPid: up.oldPid, newPid: up.newPid };
   report(`USR2: new master ${up.newPid} is serving beside the old master ${up.oldPid}`);

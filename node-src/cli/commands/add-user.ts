@@ -20,7 +20,9 @@ export const addUser: Command = {
     return () =>
       withStore(ctx.memcached, async (store) => {
         for (const id of ids) await store.set(ctx.prefix + USER_KEY + id, value, ttl);
-        const text = ids.map((id) => `flagged user ${id}${ttl ? ` for ${ttl} s` : ""} (key ${ctx.prefix}${USER_KEY}${id})`).join("\n");
+        const text = ids
+          .map((id) => `flagged user ${id}${ttl ? ` for ${ttl} s` : ""} (key ${ctx.prefix}${USER_KEY}${id})`)
+          .join("\n");
         return { text, data: { flagged: ids, ttl } };
       });
   },

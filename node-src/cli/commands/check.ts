@@ -11,7 +11,8 @@ const line = (f: Finding) => `${f.level}: ${f.where ? `${f.where}: ` : ""}${f.me
 export const check: Command = {
   name: "check",
   usage: "gray check CONF [--nginx BIN] [--nginx-prefix DIR]",
-  summary: "check an nginx conf before a reload: nginx -t, configure()'s options run in nginx's own LuaJIT, the drop-in's parts (exit 1 on an error)",
+  summary:
+    "check an nginx conf before a reload: nginx -t, configure()'s options run in nginx's own LuaJIT, the drop-in's parts (exit 1 on an error)",
   flags: [
     "  --nginx BIN            the nginx (or openresty) binary that will run the conf (default nginx)",
     "  --nginx-prefix DIR     nginx's prefix (-p), against which relative paths in the conf resolve",
@@ -27,7 +28,11 @@ export const check: Command = {
       const { findings, options } = checkConf(conf, nginx, prefix);
       const errors = findings.filter((f) => f.level === "error").length;
       const verdict = errors > 0 ? `${errors} error(s): nginx would refuse this conf or route wrongly` : `ok: ${conf}`;
-      return Promise.resolve({ text: [...findings.map(line), verdict].join("\n"), data: { ok: errors === 0, findings, options }, code: errors > 0 ? 1 : 0 });
+      return Promise.resolve({
+        text: [...findings.map(line), verdict].join("\n"),
+        data: { ok: errors === 0, findings, options },
+        code: errors > 0 ? 1 : 0,
+      });
     };
   },
 };

@@ -41,9 +41,13 @@ export const explain: Command = {
     return async () => {
       const { config } = await fetchStatus(url);
       if (ctx.values.prefix !== undefined && ctx.prefix !== config.key_prefix) {
-        throw new UsageError(`--prefix ${JSON.stringify(ctx.prefix)} differs from the router's key_prefix ${JSON.stringify(config.key_prefix)}`);
+        throw new UsageError(
+          `--prefix ${JSON.stringify(ctx.prefix)} differs from the router's key_prefix ${JSON.stringify(config.key_prefix)}`,
+        );
       }
-      const e = await withStore(ctx.memcached, (store) => explainRequest(store, routerOptions(config), { ip, user, headers, cookies }));
+      const e = await withStore(ctx.memcached, (store) =>
+        explainRequest(store, routerOptions(config), { ip, user, headers, cookies }),
+      );
       return { text: `${e.route}  (rule ${e.rule}: ${e.why})`, data: e };
     };
   },

@@ -14,4 +14,18 @@ import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { weight } from "./weight.ts";
 
-export const COMMANDS: readonly Command[] = [add, remove, list, addUser, removeUser, weight, explain, status, release, upgrade, check, reload, paths];
+export const COMMANDS: readonly Command[] = [
+  add,
+  remove,
+  list,
+  addUser,
+  removeUser,
+  weight,
+  explain,
+  status,
+  release,
+  upgrade,
+  check,
+  reload,
+  paths,
+];

@@ -12,7 +12,9 @@ async function allKeys(store: AdminStore): Promise<KeyInfo[]> {
     return await store.keys();
   } catch (err) {
     if (!(err instanceof StoreError)) throw err;
-    throw new StoreError(`${err.message} (gray list finds flags with lru_crawler metadump, which only memcached itself answers: a proxy such as twemproxy does not forward it)`);
+    throw new StoreError(
+      `${err.message} (gray list finds flags with lru_crawler metadump, which only memcached itself answers: a proxy such as twemproxy does not forward it)`,
+    );
   }
 }
 
@@ -51,14 +53,17 @@ export const list: Command = {
         }
         const rules = await readStoredRules(store, ctx.prefix);
         const now = Date.now() / 1000;
-        const until = (e: number | undefined) => (e === undefined ? "" : `  (expires in ${Math.max(0, Math.round(e - now))} s)`);
+        const until = (e: number | undefined) =>
+          e === undefined ? "" : `  (expires in ${Math.max(0, Math.round(e - now))} s)`;
         const weight =
           rules.weightText === undefined
             ? "not set (the router's configured weight applies)"
             : rules.weight === undefined
               ? `${JSON.stringify(rules.weightText)} ignored by the router: ${rules.weightIgnored!.why}`
               : `${rules.weight} %`;
-        const ignoredRanges = rules.rangesIgnored.map((r) => `  ${JSON.stringify(r.value)} ignored by the router: ${r.why}`);
+        const ignoredRanges = rules.rangesIgnored.map(
+          (r) => `  ${JSON.stringify(r.value)} ignored by the router: ${r.why}`,
+        );
         const text = [
           `weight  ${weight}`,
           `ranges  ${rules.ranges.length ? rules.ranges.join(" ") : "(none in memcached)"}`,

@@ -9,23 +9,37 @@ import { withStore } from "../store.ts";
 export const release: Command = {
   name: "release",
   usage: "gray release [--steps 1,10,50,100] [--interval 30s] [--max-error-rate 1%] [--status-url URL]",
-  summary: "raise the weight step by step while the canary's 5xx rate stays under the limit; over it, weight back to 0 (exit 3)",
+  summary:
+    "raise the weight step by step while the canary's 5xx rate stays under the limit; over it, weight back to 0 (exit 3)",
   flags: [
     "  --steps W,W,...        weights in percent, increasing (default 1,10,50,100)",
     "  --interval D           how long each step is watched: 30s, 500ms, 2m (default 30s)",
     "  --max-error-rate R     the highest canary 5xx rate tolerated over a step, e.g. 1% or 0.5% (default 1%)",
     `  --status-url URL       the router's status location (default ${DEFAULT_STATUS_URL})`,
   ],
-  options: { steps: { type: "string" }, interval: { type: "string" }, "max-error-rate": { type: "string" }, "status-url": { type: "string" } },
+  options: {
+    steps: { type: "string" },
+    interval: { type: "string" },
+    "max-error-rate": { type: "string" },
+    "status-url": { type: "string" },
+  },
   prepare: (ctx) => {
     noArgs(ctx);
     const steps = parseSteps(stringFlag(ctx, "steps", "1,10,50,100"));
-    if (steps === undefined) throw new UsageError(`--steps takes increasing weights from 0 to 100, e.g. 1,10,50,100: ${JSON.stringify(stringFlag(ctx, "steps", ""))}`);
+    if (steps === undefined)
+      throw new UsageError(
+        `--steps takes increasing weights from 0 to 100, e.g. 1,10,50,100: ${JSON.stringify(stringFlag(ctx, "steps", ""))}`,
+      );
     const intervalMs = parseDuration(stringFlag(ctx, "interval", "30s"));
-    if (intervalMs === undefined) throw new UsageError(`--interval takes a duration such as 30s, 500ms or 2m: ${JSON.stringify(stringFlag(ctx, "interval", ""))}`);
+    if (intervalMs === undefined)
+      throw new UsageError(
+        `--interval takes a duration such as 30s, 500ms or 2m: ${JSON.stringify(stringFlag(ctx, "interval", ""))}`,
+      );
     const maxErrorRate = parseRate(stringFlag(ctx, "max-error-rate", "1%"));
     if (maxErrorRate === undefined) {
-      throw new UsageError(`--max-error-rate takes a percentage from 0 to 100, e.g. 1%: ${JSON.stringify(stringFlag(ctx, "max-error-rate", ""))}`);
+      throw new UsageError(
+        `--max-error-rate takes a percentage from 0 to 100, e.g. 1%: ${JSON.stringify(stringFlag(ctx, "max-error-rate", ""))}`,
+      );
     }
     const statusUrl = httpUrl("status-url", stringFlag(ctx, "status-url", DEFAULT_STATUS_URL));
     const plan = { steps, intervalMs, maxErrorRate, statusUrl, weightKey: ctx.prefix + WEIGHT_KEY };

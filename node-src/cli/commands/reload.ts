@@ -8,7 +8,8 @@ import { type Command, UsageError, noArgs, stringFlag } from "../command.ts";
 export const reload: Command = {
   name: "reload",
   usage: "gray reload --pid-file PATH [--error-log PATH]",
-  summary: "reload nginx and say whether the new workers took the configuration (exit 1 with error.log's reason when they did not)",
+  summary:
+    "reload nginx and say whether the new workers took the configuration (exit 1 with error.log's reason when they did not)",
   flags: [
     "  --pid-file PATH        nginx's pid file (its pid directive)",
     "  --error-log PATH       nginx's error.log (default: the master's -e argument)",
@@ -23,7 +24,11 @@ export const reload: Command = {
       const outcome = await reloadMaster(pidFile, { errorLog });
       if (outcome.ok) return { text: "reloaded: the new workers took the configuration", data: outcome };
       const reason = outcome.log.filter((l) => /\[(emerg|alert|crit|error)\]|failed/.test(l));
-      return { text: `not reloaded, the old configuration keeps serving:\n${(reason.length ? reason : outcome.log).join("\n")}`, data: outcome, code: 1 };
+      return {
+        text: `not reloaded, the old configuration keeps serving:\n${(reason.length ? reason : outcome.log).join("\n")}`,
+        data: outcome,
+        code: 1,
+      };
     };
   },
 };

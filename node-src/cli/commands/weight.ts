@@ -12,15 +12,20 @@ export const weight: Command = {
     if (ctx.args.length > 1) throw new UsageError("give one weight");
     const raw = ctx.args[0];
     const wanted = raw === undefined ? undefined : parseWeight(raw.replace(/%$/, ""));
-    if (raw !== undefined && wanted === undefined) throw new UsageError(`weight must be a number from 0 to 100, e.g. 12.5: ${JSON.stringify(raw)}`);
+    if (raw !== undefined && wanted === undefined)
+      throw new UsageError(`weight must be a number from 0 to 100, e.g. 12.5: ${JSON.stringify(raw)}`);
     const key = ctx.prefix + WEIGHT_KEY;
     return () =>
       withStore(ctx.memcached, async (store) => {
         const before = await store.get(key);
         const was = before === undefined ? "not set" : `${before} %`;
-        if (wanted === undefined) return { text: `weight ${was}`, data: { weight: before === undefined ? null : Number(before) } };
+        if (wanted === undefined)
+          return { text: `weight ${was}`, data: { weight: before === undefined ? null : Number(before) } };
         await store.set(key, `${wanted}`);
-        return { text: `weight ${wanted} % (was ${was})`, data: { weight: wanted, was: before === undefined ? null : Number(before) } };
+        return {
+          text: `weight ${wanted} % (was ${was})`,
+          data: { weight: wanted, was: before === undefined ? null : Number(before) },
+        };
       });
   },
 };
