@@ -9,9 +9,9 @@ import type { FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
 import {
   type Bed,
-  type Load,
+  type RoundPlan,
   type Sample,
-  type Target,
+  type BenchTarget,
   interleave,
   median,
   ratios,
@@ -41,8 +41,8 @@ function problems(log: string): number {
   return log.split("\n").filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l)).length;
 }
 
-export async function compareVariants(bed: Bed, load: Load, memcached: MemcachedServer, flags: FlagStore) {
-  const started: (Target & { logOffset: number })[] = [];
+export async function compareVariants(bed: Bed, load: RoundPlan, memcached: MemcachedServer, flags: FlagStore) {
+  const started: (BenchTarget & { logOffset: number })[] = [];
   try {
     for (const variant of VARIANTS) {
       const nginx = await startVariant(bed, variant.http);

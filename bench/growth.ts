@@ -8,7 +8,7 @@ import { bulkSet, type FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
 import type { NginxServer } from "../harness/nginx.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
-import { type Bed, type Load, type Sample, interleave, median, ratios, startVariant } from "./measure.ts";
+import { type Bed, type RoundPlan, type Sample, interleave, median, ratios, startVariant } from "./measure.ts";
 import { cyclingClient, cyclingClients, plain, router } from "./variants.ts";
 
 export interface GrowthPoint {
@@ -26,7 +26,7 @@ export interface GrowthPoint {
 export interface GrowthContext extends Bed {
   memcached: MemcachedServer;
   flags: FlagStore;
-  load: Load;
+  load: RoundPlan;
 }
 
 const TRUSTED = { trusted_proxies: ["127.0.0.1"] };

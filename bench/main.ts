@@ -23,7 +23,7 @@ import { createRuntime } from "../harness/pick-runtime.ts";
 import { backend } from "../harness/stack.ts";
 import { growth } from "./growth.ts";
 import { type Goal, compareVariants, fmt } from "./compare.ts";
-import { type Bed, type Load, startNginx, startVariant, table } from "./measure.ts";
+import { type Bed, type RoundPlan, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
@@ -39,13 +39,13 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000000" },
   },
 });
-const LOAD: Load = {
+const LOAD: RoundPlan = {
   rounds: Number(values.rounds),
   seconds: Number(values.seconds),
   connections: Number(values.connections),
 };
 /** Growth has many points: fewer, shorter rounds each. */
-const GROWTH_LOAD: Load = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: Math.min(LOAD.seconds, 3) };
+const GROWTH_LOAD: RoundPlan = { ...LOAD, rounds: Math.min(LOAD.rounds, 3), seconds: Math.min(LOAD.seconds, 3) };
 const PARTS = new Set(values.parts.split(","));
 const MEMORY_REQUESTS = Number(values.requests);
 

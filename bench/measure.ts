@@ -13,7 +13,7 @@ import { cpuSeconds, workersOf } from "../harness/proc.ts";
 import type { Variant, VariantPorts } from "./variants.ts";
 import { type WrkResult, wrk } from "./wrk.ts";
 
-export interface Target {
+export interface BenchTarget {
   name: string;
   nginx: NginxServer;
   /** wrk Lua script generating the requests, if not a plain GET /. */
@@ -27,7 +27,7 @@ export interface Sample extends WrkResult {
   cpuUs: number;
 }
 
-export interface Load {
+export interface RoundPlan {
   rounds: number;
   seconds: number;
   connections: number;
@@ -53,7 +53,7 @@ export async function startVariant(bed: Bed, http: Variant["http"], workers = 1)
   return startNginx(bed.runtime, http(bed.luaPaths, { ...bed.ports, listen }), listen, workers);
 }
 
-export async function measureOnce(target: Target, seconds: number, connections: number): Promise<Sample> {
+export async function measureOnce(target: BenchTarget, seconds: number, connections: number): Promise<Sample> {
   const pids = await workersOf(target.nginx, target.workers);
   const before = cpuSeconds(pids);
   const r = await wrk({ url: `${target.nginx.url}/`, seconds, connections, script: target.script });
@@ -62,9 +62,9 @@ export async function measureOnce(target: Target, seconds: number, connections: 
 
 /** Samples by target name, one per round; `each` runs around every sample (e.g. to count sockets). */
 export async function interleave(
-  targets: Target[],
-  load: Load,
-  each: (target: Target, run: () => Promise<Sample>) => Promise<Sample> = (_, run) => run(),
+  targets: BenchTarget[],
+  load: RoundPlan,
+  each: (target: BenchTarget, run: () => Promise<Sample>) => Promise<Sample> = (_, run) => run(),
 ): Promise<Map<string, Sample[]>> {
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   for (let round = 0; round < load.rounds; round++) {

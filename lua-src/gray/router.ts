@@ -55,18 +55,18 @@ let unlogged = 0;
 let counting = true;
 
 /** Where a route hands requests on: a location for route(), an upstream {} block for route_upstream(). */
-interface Target {
+interface RouteTarget {
   location: string;
   upstream: string;
 }
-let stableTarget!: Target;
-let canaryTarget!: Target;
+let stableTarget!: RouteTarget;
+let canaryTarget!: RouteTarget;
 
 /**
  * The route's target. configure() gives the defaults; read through here, never as constants,
  * so a live rules document can name others (a promote swaps them) without touching callers.
  */
-function targetOf(canary: boolean): Target {
+function targetOf(canary: boolean): RouteTarget {
   return canary ? canaryTarget : stableTarget;
 }
 

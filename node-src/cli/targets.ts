@@ -4,9 +4,9 @@ import { isUserId } from "../../lua-src/gray/rules.ts";
 import { UsageError } from "./command.ts";
 
 /** An IP becomes a per-IP flag key, a CIDR an entry of the range list; both normalised as nginx prints them. */
-export type Target = { kind: "ip"; text: string } | { kind: "range"; text: string };
+export type FlagTarget = { kind: "ip"; text: string } | { kind: "range"; text: string };
 
-export function parseTarget(arg: string): Target {
+export function parseTarget(arg: string): FlagTarget {
   if (arg.includes("/")) {
     const cidr = parseCidr(arg);
     if (cidr !== undefined) return { kind: "range", text: formatCidr(cidr) };
