@@ -17,7 +17,12 @@ import { DEBIAN_MODULES, renderMain } from "../node-src/nginx-conf.ts";
 import { routeOf, sharedMemcached, testRuntime } from "./support.ts";
 
 const README_MAX_LINES = 300;
-const PAGES = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const PAGES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const read = (page: string) => readFileSync(join(ROOT, page), "utf8");
 
 interface Snippet {
@@ -53,7 +58,11 @@ function variants(text: string): { name: string; text: string }[] {
   const at = lines.findIndex((l) => /^\s*location\s+\/\s*\{/.test(l));
   expect(at, "the location the commented-out pattern replaces").toBeGreaterThanOrEqual(0);
   const [from, to] = block(lines, at);
-  const swapped = [...lines.slice(0, from), ...alternative.map((l) => l.replace(/^(\s*)#\s*/, "$1")), ...lines.slice(to + 1)];
+  const swapped = [
+    ...lines.slice(0, from),
+    ...alternative.map((l) => l.replace(/^(\s*)#\s*/, "$1")),
+    ...lines.slice(to + 1),
+  ];
   return [
     { name: "as written", text },
     { name: "commented-out pattern", text: swapped.join("\n") },
@@ -85,7 +94,10 @@ function runnable(text: string, debian: boolean, ports: Ports, memcachedPort: nu
   const at = lines.findIndex((l) => /^\s*http\s*\{/.test(l));
   // An http-context drop-in (no http { } of its own) goes inside renderMain's http block as it is.
   const body = at < 0 ? lines : lines.slice(at + 1, block(lines, at)[1]);
-  return renderMain({ flavour: debian ? "debian" : "openresty", http: [...body, "", ...backend("stable", ports.stable), ...backend("canary", ports.canary)] });
+  return renderMain({
+    flavour: debian ? "debian" : "openresty",
+    http: [...body, "", ...backend("stable", ports.stable), ...backend("canary", ports.canary)],
+  });
 }
 
 describe("README.md", () => {
@@ -113,7 +125,8 @@ describe("README.md", () => {
 
   it("names the modules Debian's nginx loads as the harness loads them", () => {
     for (const s of snippets()) {
-      for (const m of s.text.matchAll(/load_module (\S+);/g)) expect(DEBIAN_MODULES, `${s.page}: ${m[0]}`).toContain(m[1]);
+      for (const m of s.text.matchAll(/load_module (\S+);/g))
+        expect(DEBIAN_MODULES, `${s.page}: ${m[0]}`).toContain(m[1]);
     }
   });
 });
@@ -134,7 +147,10 @@ describe("nginx snippets on the pages route as they say", () => {
         const runtime = await testRuntime();
         const memcached = sharedMemcached();
         const ports = { router: await freePort(), stable: await freePort(), canary: await freePort() };
-        const nginx = NginxServer.prepare(runnable(v.text, runtime.flavour === "debian", ports, memcached.port), ports.router);
+        const nginx = NginxServer.prepare(
+          runnable(v.text, runtime.flavour === "debian", ports, memcached.port),
+          ports.router,
+        );
         try {
           await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
           const store = flags.store!;
