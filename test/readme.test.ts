@@ -4,7 +4,7 @@
  * must route a flagged client to canary and another to stable with a clean error.log, once per
  * pattern it shows. So the snippet on the page and the one the tests run cannot drift apart.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
@@ -129,6 +129,34 @@ describe("README.md", () => {
         expect(DEBIAN_MODULES, `${s.page}: ${m[0]}`).toContain(m[1]);
     }
   });
+});
+
+/** GitHub's heading anchors: lower case, punctuation but hyphens and spaces dropped, spaces to hyphens. */
+function anchors(markdown: string): Set<string> {
+  const text = markdown.replace(/^```[\s\S]*?^```$/gm, "");
+  return new Set(
+    [...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+      m[1]!
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N} _-]/gu, "")
+        .replace(/ /g, "-"),
+    ),
+  );
+}
+
+describe("links between the pages", () => {
+  for (const page of PAGES) {
+    it(`${page}: every relative link names a file and a heading that exist`, () => {
+      const text = read(page).replace(/^```[\s\S]*?^```$/gm, "");
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue;
+        const [file, anchor] = target!.split("#") as [string, string | undefined];
+        const path = file === "" ? page : join(page, "..", file);
+        expect(existsSync(join(ROOT, path)), `${page} → ${target}`).toBe(true);
+        if (anchor !== undefined) expect([...anchors(read(path))], `${page} → ${target}`).toContain(anchor);
+      }
+    });
+  }
 });
 
 describe("nginx snippets on the pages route as they say", () => {
