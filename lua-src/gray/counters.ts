@@ -85,7 +85,8 @@ export function count(counter: number, n: number): void {
 }
 
 function read(counter: number): number {
-  const value = dict?.get(names[counter]!);
+  if (dict === undefined) return 0;
+  const [value] = dict.get(names[counter]!);
   return typeof value === "number" ? value : 0;
 }
 

@@ -81,32 +81,56 @@ function resting(now: number): boolean {
   return now < storeRetryAt;
 }
 
-function staleFlag(key: string): string | undefined {
+/**
+ * A cached answer is fresh until the millisecond in its 32-bit flags (ngx.now() in ms, mod 2^32),
+ * and then kept STALE_KEEP_S more, answering only while the store fails. The dict's own expiry
+ * cannot serve both: nginx deletes expired entries whenever a set() needs room, so get_stale()
+ * finds nothing once another key has been written.
+ */
+const STALE_KEEP_S = 60;
+const WRAP_MS = 4294967296;
+
+function nowMs32(now: number): number {
+  return Math.floor(now * 1000) % WRAP_MS;
+}
+
+/** expires is later than now, read on the 32-bit clock: a difference past half the wrap is the other way round. */
+function isFresh(expires: number | undefined, now: number): boolean {
+  if (expires === undefined) return false;
+  let ahead = expires - nowMs32(now);
+  if (ahead > WRAP_MS / 2) ahead -= WRAP_MS;
+  else if (ahead < -WRAP_MS / 2) ahead += WRAP_MS;
+  return ahead > 0;
+}
+
+/** The answer without the store: a stale cached one, else absent. */
+function fallbackFlag(stale: string | number | boolean | undefined): string | undefined {
   fallback();
-  if (dict === undefined) return undefined;
-  const [value] = dict.get_stale(key);
-  return typeof value === "string" ? value : undefined;
+  return typeof stale === "string" ? stale : undefined;
 }
 
 function flag(key: string): string | undefined {
-  if (dict !== undefined) {
-    const cached = dict.get(key);
-    if (cached !== undefined) {
-      count(STORE_COUNTER.hits, 1);
-      return typeof cached === "string" ? cached : undefined;
-    }
-  }
   const now = ngx_now();
-  if (resting(now)) return staleFlag(key);
+  let cached: string | number | boolean | undefined;
+  if (dict !== undefined) {
+    const [value, expires] = dict.get(key);
+    if (value !== undefined && isFresh(expires, now)) {
+      count(STORE_COUNTER.hits, 1);
+      return typeof value === "string" ? value : undefined;
+    }
+    cached = value;
+  }
+  if (resting(now)) return fallbackFlag(cached);
   const [value, failure] = fetchFlag(options.memcached, connectOptions, key);
   if (failure !== undefined) {
     storeFailed("lookup", failure, now);
-    return staleFlag(key);
+    return fallbackFlag(cached);
   }
   count(STORE_COUNTER.misses, 1);
   // false marks "absent" (negative caching); a full zone evicts its least recently used entries.
   if (dict !== undefined) {
-    const [, , forcible] = dict.set(key, value ?? false, ttl);
+    // flags 0 reads back as no flags: such an entry is simply stale a millisecond early.
+    const [, , forcible] = dict.set(key, value ?? false, ttl + STALE_KEEP_S, nowMs32(now + ttl));
     if (forcible) count(EVICTION_COUNTER, 1);
   }
   return value;

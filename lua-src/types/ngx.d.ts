@@ -5,19 +5,18 @@
 
 /** A lua_shared_dict: methods are colon-called (an explicit `this` overrides noImplicitSelf). */
 interface SharedDict {
-  /** The value, or undefined when absent or expired. */
-  get(this: SharedDict, key: string): string | number | boolean | undefined;
-  /** Also returns expired entries not yet evicted; the third value says whether it is stale. */
-  get_stale(
-    this: SharedDict,
-    key: string,
-  ): LuaMultiReturn<[string | number | boolean | undefined, number | undefined, boolean]>;
-  /** Stores, evicting least recently used entries when the zone is full. exptime in seconds, 0 = never. */
+  /** The value (undefined when absent or expired) and the entry's 32-bit user flags (undefined when 0). */
+  get(this: SharedDict, key: string): LuaMultiReturn<[string | number | boolean | undefined, number | undefined]>;
+  /**
+   * Stores, evicting least recently used entries when the zone is full (the third value: forcible).
+   * exptime in seconds, 0 = never; flags: a 32-bit number get() returns with the value.
+   */
   set(
     this: SharedDict,
     key: string,
     value: string | number | boolean,
     exptime?: number,
+    flags?: number,
   ): LuaMultiReturn<[boolean, string | undefined, boolean]>;
   /** Adds n, creating the key with init when absent. */
   incr(
