@@ -194,7 +194,10 @@ async function main(): Promise<number> {
       );
     }
     console.log("");
-    for (const t of targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}`);
+    for (const t of targets) {
+      const spread = t.spread ? ` (rounds: ${fmt(t.spread.min)}..${fmt(t.spread.max)})` : "";
+      console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}${spread}`);
+    }
     result.targets = targets;
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });

@@ -158,6 +158,19 @@ export const VARIANTS: Variant[] = [
     ],
   },
   {
+    name: "split_clients",
+    about:
+      "nginx's own split_clients (10 % by client address) to a variable upstream, no Lua: the C floor of a sticky split",
+    http: (_, p) => [
+      ...UPSTREAMS(p),
+      'split_clients "${remote_addr}" $gray_split { 10% client_test; * client; }',
+      "server {",
+      `    listen 127.0.0.1:${p.listen};`,
+      `    location / { ${PROXY.join(" ")} proxy_pass http://$gray_split; }`,
+      "}",
+    ],
+  },
+  {
     name: "floor",
     about:
       "access_by_lua doing nothing but ngx.exec, plus an empty log_by_lua: what any router built that way pays (the exec pattern's floor)",
@@ -171,6 +184,7 @@ export const VARIANTS: Variant[] = [
       "}",
     ],
   },
+  { name: "cached", about: "router by ngx.exec (route()), the client cached (steady state)", http: router({}) },
   {
     name: "floor-var",
     about:
@@ -184,20 +198,6 @@ export const VARIANTS: Variant[] = [
       "}",
     ],
   },
-  {
-    name: "split_clients",
-    about:
-      "nginx's own split_clients (10 % by client address) to a variable upstream, no Lua: the C floor of a sticky split",
-    http: (_, p) => [
-      ...UPSTREAMS(p),
-      'split_clients "${remote_addr}" $gray_split { 10% client_test; * client; }',
-      "server {",
-      `    listen 127.0.0.1:${p.listen};`,
-      `    location / { ${PROXY.join(" ")} proxy_pass http://$gray_split; }`,
-      "}",
-    ],
-  },
-  { name: "cached", about: "router by ngx.exec (route()), the client cached (steady state)", http: router({}) },
   {
     name: "cached-var",
     about: "router by variable (route_upstream() + proxy_pass http://$gray_upstream), the client cached",
