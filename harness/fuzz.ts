@@ -295,7 +295,8 @@ function splitLines(r: Random, value: string, separator: string): string[] {
   const parts = value.split(separator);
   const cut = 1 + r.int(Math.max(1, parts.length - 1));
   const lines = [parts.slice(0, cut).join(separator), parts.slice(cut).join(separator)];
-  return lines.map((line) => line.replace(/^[ ,;]+/, "")).filter((line) => line.length > 0);
+  // Trimmed as nginx trims a header value (spaces and tabs), so no line is sent empty.
+  return lines.map((line) => line.replace(/^[ \t,;]+|[ \t]+$/g, "")).filter((line) => line.length > 0);
 }
 
 function fuzzRequest(r: Random, w: FuzzWorld, n: FuzzNames, trusted: boolean): FuzzRequest {
