@@ -20,7 +20,7 @@ import { MemcachedServer } from "../harness/memcached.ts";
 import { checkCanaryValue, checkKeyPrefix, parseOptions } from "../lua-src/gray/options.ts";
 import { TextConnection } from "../node-src/cli/memcached-text.ts";
 import { AdminStore, STORE_TIMEOUT_MS } from "../node-src/cli/store.ts";
-import { sharedMemcached, testRuntime, useRouter } from "./support.ts";
+import { sharedMemcached, testRuntime, useRouter, cliEnv, storedKeys } from "./support.ts";
 import type { Listing } from "../node-src/cli/commands/list.ts";
 
 /** One router for the file, on the shared memcached (flushed before each test): release and status read its /gray/status. */
@@ -220,15 +220,8 @@ describe("real memcached at its connection limit (-c)", () => {
 });
 
 describe("bad input by the router's own rules: exit 2, nothing written", () => {
-  const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
-  const keys = async () => {
-    const store = new AdminStore(sharedMemcached().address);
-    try {
-      return (await store.keys()).map((k) => k.key).sort();
-    } finally {
-      store.close();
-    }
-  };
+  const env = cliEnv;
+  const keys = storedKeys;
 
   const p = (n: number) => "p".repeat(n);
   const BAD: [string[], string][] = [

@@ -4,22 +4,14 @@ import { describe, expect, it } from "vitest";
 import { gray } from "../harness/gray-cli.ts";
 import { closeAgents } from "../harness/http.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
-import { AdminStore } from "../node-src/cli/store.ts";
-import { routeOf, sharedMemcached, useRouter } from "./support.ts";
+import { cliEnv, routeOf, storedKeys, useRouter } from "./support.ts";
 import { COMMANDS } from "../node-src/cli/commands/index.ts";
 import type { Listing } from "../node-src/cli/commands/list.ts";
 
 describe("gray CLI", () => {
   const ctx = useRouter({ options: { user_header: "X-User", cache_ttl_ms: 100 } });
-  const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
-  const keys = async () => {
-    const store = new AdminStore(sharedMemcached().address);
-    try {
-      return (await store.keys()).map((k) => k.key).sort();
-    } finally {
-      store.close();
-    }
-  };
+  const env = cliEnv;
+  const keys = storedKeys;
 
   it("writes the keys the router reads, IPv6 as nginx prints it, unescaped", async () => {
     const r = await gray(["add", "203.0.113.7", "2001:DB8:0:0::1", "127.0.6.1", "--ttl", "600"], env());

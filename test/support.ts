@@ -9,6 +9,7 @@ import { logProblems } from "../harness/nginx.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
+import { AdminStore } from "../node-src/cli/store.ts";
 
 export type Route = "stable" | "canary";
 
@@ -23,6 +24,19 @@ export interface RouteCase {
 export function sharedMemcached(): { host: string; port: number; address: string } {
   const port = inject("memcachedPort");
   return { host: "127.0.0.1", port, address: `127.0.0.1:${port}` };
+}
+
+/** The environment that points the CLI at the shared memcached. */
+export const cliEnv = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
+
+/** Every key in the shared memcached, sorted: what a command wrote, or that it wrote nothing. */
+export async function storedKeys(): Promise<string[]> {
+  const store = new AdminStore(sharedMemcached().address);
+  try {
+    return (await store.keys()).map((k) => k.key).sort();
+  } finally {
+    store.close();
+  }
 }
 
 let runtime: Runtime | undefined;
