@@ -60,3 +60,12 @@ export function checkPrefix(prefix: string, userKeys: boolean): string {
     `--prefix must be ${bad}, as the router's key_prefix (got ${Buffer.byteLength(prefix)} bytes: ${JSON.stringify(shown)})`,
   );
 }
+
+export const pidFileOption = { "pid-file": { type: "string" } } as const;
+
+/** --pid-file, which the commands that signal nginx's master require. */
+export function pidFileOf(ctx: Context): string {
+  const pidFile = stringFlag(ctx, "pid-file");
+  if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
+  return pidFile;
+}

@@ -3,7 +3,8 @@
  * `nginx -s reload` exits 0 even when the master then refuses the new configuration.
  */
 import { reloadMaster } from "../../nginx-master.ts";
-import { type Command, UsageError, noArgs, stringFlag } from "../command.ts";
+import { type Command, noArgs, stringFlag } from "../command.ts";
+import { pidFileOf, pidFileOption } from "../shared-flags.ts";
 
 export const reload: Command = {
   name: "reload",
@@ -14,11 +15,10 @@ export const reload: Command = {
     "  --pid-file PATH        nginx's pid file (its pid directive)",
     "  --error-log PATH       nginx's error.log (default: the master's -e argument)",
   ],
-  options: { "pid-file": { type: "string" }, "error-log": { type: "string" } },
+  options: { ...pidFileOption, "error-log": { type: "string" } },
   prepare: (ctx) => {
     noArgs(ctx);
-    const pidFile = stringFlag(ctx, "pid-file");
-    if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
+    const pidFile = pidFileOf(ctx);
     const errorLog = stringFlag(ctx, "error-log");
     return async () => {
       const outcome = await reloadMaster(pidFile, { errorLog });

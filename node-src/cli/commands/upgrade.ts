@@ -1,6 +1,6 @@
 /** `gray upgrade`: nginx's binary hot upgrade with a health check and a way back (../upgrade.ts). */
-import { type Command, ROLLED_BACK, UsageError, noArgs, stringFlag } from "../command.ts";
-import { httpUrl } from "../shared-flags.ts";
+import { type Command, ROLLED_BACK, noArgs, stringFlag } from "../command.ts";
+import { httpUrl, pidFileOf, pidFileOption } from "../shared-flags.ts";
 import { upgrade as runUpgrade } from "../upgrade.ts";
 
 export const upgrade: Command = {
@@ -12,11 +12,10 @@ export const upgrade: Command = {
     "  --pid-file PATH        nginx's pid file (its pid directive); the new binary is whatever is on disk at the master's path",
     "  --health-url URL       must answer 2xx 5 times once the new master serves alone, else the old one comes back",
   ],
-  options: { "pid-file": { type: "string" }, "health-url": { type: "string" } },
+  options: { ...pidFileOption, "health-url": { type: "string" } },
   prepare: (ctx) => {
     noArgs(ctx);
-    const pidFile = stringFlag(ctx, "pid-file");
-    if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
+    const pidFile = pidFileOf(ctx);
     const rawUrl = stringFlag(ctx, "health-url");
     const healthUrl = rawUrl === undefined ? undefined : httpUrl("health-url", rawUrl);
     return async () => {
