@@ -14,9 +14,8 @@ export interface Evidence {
   loads?: Load[];
 }
 
-/** The traffic around a fault: the flagged probe client started with it, the router's URL, how long the fault lasts. */
+/** Where the fault happens: the router's URL, how long the fault lasts. */
 export interface FaultLoad {
-  probe: Load;
   url: string;
   faultMs: number;
 }
@@ -25,8 +24,11 @@ export interface ChaosCase {
   name: string;
   /** Needs a router with a dict this size (its own bed). */
   dictSize?: string;
-  /** Breaks the store; the returned function undoes it and resolves once the store is back. */
-  inject(bed: ChaosBed, load: FaultLoad): Promise<() => Promise<Evidence>>;
+  /**
+   * Breaks the store; the returned function undoes it and resolves once the store is back, given
+   * the flagged probe client that was started once the fault was in place (so nothing of it is cached).
+   */
+  inject(bed: ChaosBed, load: FaultLoad): Promise<(probe: Load) => Promise<Evidence>>;
 }
 
 /** lua_shared_dict: the smallest nginx accepts (8k is refused). */
@@ -40,9 +42,9 @@ function probeSawStable(probe: Load): Evidence {
 
 const killed: ChaosCase = {
   name: "memcached killed (SIGKILL) and restarted",
-  async inject(bed, { probe }) {
+  async inject(bed) {
     await bed.memcached.kill();
-    return async () => {
+    return async (probe) => {
       await bed.memcached.startAgain();
       // It comes back empty, as a restarted memcached does; the operator's flags are set again.
       await bed.flagClients();
@@ -53,9 +55,9 @@ const killed: ChaosCase = {
 
 const paused: ChaosCase = {
   name: `memcached paused (SIGSTOP) past the ${TIMEOUT_MS} ms timeout`,
-  async inject(bed, { probe }) {
+  async inject(bed) {
     await bed.memcached.pause();
-    return async () => {
+    return async (probe) => {
       await bed.memcached.resume();
       return probeSawStable(probe);
     };
@@ -65,9 +67,9 @@ const paused: ChaosCase = {
 const SLOW_MS = 4 * TIMEOUT_MS;
 const slow: ChaosCase = {
   name: `memcached answering slowly (${SLOW_MS} ms per reply)`,
-  async inject(bed, { probe }) {
+  async inject(bed) {
     bed.proxy.setMode({ kind: "delay", ms: SLOW_MS });
-    return async () => {
+    return async (probe) => {
       bed.proxy.setMode({ kind: "forward" });
       return probeSawStable(probe);
     };
@@ -76,11 +78,11 @@ const slow: ChaosCase = {
 
 const garbage: ChaosCase = {
   name: "memcached answering garbage",
-  async inject(bed, { probe }) {
+  async inject(bed) {
     // Seeded by the case, so a failure replays; every kind of garbage at random.
     const fake = await GarbageMemcached.start(6);
     bed.proxy.retarget(fake);
-    return async () => {
+    return async (probe) => {
       bed.proxy.retarget(bed.memcached);
       await fake.stop();
       const evidence = probeSawStable(probe);
@@ -127,7 +129,7 @@ const full: ChaosCase = {
 const dictFull: ChaosCase = {
   name: `shared dict full (lua_shared_dict ${TINY_DICT}, many clients)`,
   dictSize: TINY_DICT,
-  async inject(bed, { probe, url, faultMs }) {
+  async inject(bed, { url, faultMs }) {
     const evictionsBefore = await bed.cacheEvictions();
     let posed = 0;
     const flood = Load.start({
@@ -137,7 +139,7 @@ const dictFull: ChaosCase = {
       // A new documentation-range address per request, as a trusted gateway would pass on.
       headers: () => ({ "x-real-ip": `2001:db8::${(++posed).toString(16)}` }),
     });
-    return async () => {
+    return async (probe) => {
       await flood.stop();
       const evicted = (await bed.cacheEvictions()) - evictionsBefore;
       // Not a bar: with nothing cached every request asks memcached, and one that times out on this busy machine finds no stale entry, so stable.

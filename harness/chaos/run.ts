@@ -77,10 +77,12 @@ export async function runChaosCase(bed: ChaosBed, chaos: ChaosCase, seconds: num
   let probe: Load | undefined;
   try {
     await sleep(Math.max(300, totalMs / 4));
-    probe = Load.start({ url, sources: [await bed.newProbe()], durationMs: totalMs + 60_000, thinkMs: 10 });
-    const recover = await chaos.inject(bed, { probe, url, faultMs });
+    const probeSource = await bed.newProbe();
+    const recover = await chaos.inject(bed, { url, faultMs });
+    // Started into the fault: its first lookup meets the broken store, with nothing of it cached.
+    probe = Load.start({ url, sources: [probeSource], durationMs: totalMs + 60_000, thinkMs: 10 });
     await sleep(faultMs);
-    const evidence = await recover();
+    const evidence = await recover(probe);
     const mark = probe.now();
     const recoveryMs = await recovery(probe, mark);
     await sleep(Math.max(300, totalMs / 4));
