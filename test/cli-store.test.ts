@@ -161,15 +161,20 @@ async function fillConnections(port: number): Promise<{ held: Socket[]; refusal:
   const held: Socket[] = [];
   for (let i = 0; i < 200; i++) {
     const socket = createConnection({ host: "127.0.0.1", port });
-    const answer = await new Promise<string | undefined>((resolve) => {
+    // The first line decides: VERSION (a connection held) or memcached's refusal. On a busy machine
+    // either can take a while, so no short timeout may stand in for one.
+    const answer = await new Promise<string>((resolve) => {
       let got = "";
-      socket.on("data", (d) => (got += d.toString("latin1")));
+      socket.on("data", (d) => {
+        got += d.toString("latin1");
+        if (got.includes("\r\n")) resolve(got);
+      });
       socket.once("close", () => resolve(got));
       socket.once("error", () => resolve(got));
       socket.write("version\r\n");
-      setTimeout(() => resolve(got.startsWith("VERSION") ? undefined : got), 300);
+      setTimeout(() => resolve(got), 10_000);
     });
-    if (answer === undefined) held.push(socket);
+    if (answer.startsWith("VERSION")) held.push(socket);
     else {
       socket.destroy();
       return { held, refusal: answer };
