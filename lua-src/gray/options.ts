@@ -3,6 +3,7 @@
  * checks nothing. Pure: the CLI validates with the same code.
  */
 import { type Cidr, parseCidr } from "./ip.ts";
+import { DEFAULT_CANARY, isCanaryName } from "./document.ts";
 import { MAX_USER_ID_BYTES, type RuleOptions, USER_KEY } from "./rules.ts";
 import { alnumOr } from "./text.ts";
 
@@ -21,6 +22,12 @@ export interface CacheOptions {
   required: boolean;
 }
 
+/** Where a canary's requests go: its named location (route()) and its upstream {} block (route_upstream()). */
+export interface CanaryTargets {
+  location: string;
+  upstream: string;
+}
+
 export interface RouterOptions extends RuleOptions {
   memcached: MemcachedOptions;
   stable_location: string;
@@ -36,11 +43,16 @@ export interface RouterOptions extends RuleOptions {
   weight: number;
   /** undefined when cache_dict = false. */
   cache: CacheOptions | undefined;
-  /** How long a lookup is reused: per client in the dict, the weight and ranges per worker. */
+  /** How long a per-IP key lookup is reused, and how often each worker checks for a new rules revision. */
   cache_ttl_ms: number;
+  /** Every canary this router can send to, by name: the default one (canary_location, canary_upstream) and `canaries`. */
+  canaries: Record<string, CanaryTargets>;
+  /** A rules document larger than this is refused (the last revision is kept). */
+  max_rules_bytes: number;
 }
 
 export const DEFAULT_CACHE_DICT = "gray_cache";
+export const DEFAULT_MAX_RULES_BYTES = 64 * 1024 * 1024;
 
 /** memcached's limit on a key; the longest address text nginx prints is 45 bytes. */
 export const MAX_KEY_BYTES = 250;
@@ -134,7 +146,11 @@ const ROUTER_KEYS: Record<string, boolean> = {
   weight: true,
   cache_dict: true,
   cache_ttl_ms: true,
+  ip_keys: true,
+  canaries: true,
+  max_rules_bytes: true,
 };
+const CANARY_KEYS: Record<string, boolean> = { location: true, upstream: true };
 
 const hostName: Check<string> = (v) => (typeof v === "string" && v.length > 0 && isKeySafe(v) ? v : undefined);
 const location: Check<string> = (v) =>
@@ -174,6 +190,35 @@ function cidrList(name: string, value: unknown): Cidr[] | string {
 function optionalToken(value: unknown): string | undefined | false {
   if (value === undefined) return undefined;
   return typeof value === "string" && isToken(value) ? value : false;
+}
+
+/** The `canaries` table (name → { location, upstream }) with the default canary added, or the message naming what is wrong. */
+function canaryTable(value: unknown, defaults: CanaryTargets): Record<string, CanaryTargets> | string {
+  const out: Record<string, CanaryTargets> = {};
+  out[DEFAULT_CANARY] = defaults;
+  if (value === undefined) return out;
+  if (!isTable(value)) return invalid("canaries", "a table of name = { location = ..., upstream = ... }", value);
+  for (const name in value) {
+    const where = `canaries.${String(name)}`;
+    if (typeof name !== "string" || !isCanaryName(name) || name === DEFAULT_CANARY)
+      return invalid(
+        "canaries",
+        `keyed by names of 1-32 lowercase letters, digits, - and _ (not "stable"; "${DEFAULT_CANARY}" is set by canary_location and canary_upstream)`,
+        name,
+      );
+    const entry = value[name];
+    if (!isTable(entry)) return invalid(where, "a table { location = ..., upstream = ... }", entry);
+    const bad = unknownKeys(entry, CANARY_KEYS, `${where}.`);
+    if (bad !== undefined) return bad;
+    const loc = entry.location === undefined ? "@" + name : location(entry.location);
+    if (loc === undefined)
+      return invalid(`${where}.location`, "a named location (@name) or a URI (/path)", entry.location);
+    const upstream = entry.upstream === undefined ? name : upstreamName(entry.upstream);
+    if (upstream === undefined)
+      return invalid(`${where}.upstream`, "the name of an upstream {} block (letters, digits, . - _)", entry.upstream);
+    out[name] = { location: loc, upstream };
+  }
+  return out;
 }
 
 /** Turns what the user wrote into options, or returns the message that names the first bad one. */
@@ -248,6 +293,13 @@ export function parseOptions(input: unknown): RouterOptions | string {
   }
   const ttl = raw.cache_ttl_ms === undefined ? 500 : raw.cache_ttl_ms;
   if (!isInteger(ttl, 1, 60000)) return invalid("cache_ttl_ms", "an integer in 1..60000", ttl);
+  const ipKeys = raw.ip_keys === undefined ? true : raw.ip_keys;
+  if (typeof ipKeys !== "boolean") return invalid("ip_keys", "true or false", ipKeys);
+  const canaries = canaryTable(raw.canaries, { location: canary, upstream: canaryUpstream });
+  if (typeof canaries === "string") return canaries;
+  const maxBytes = raw.max_rules_bytes === undefined ? DEFAULT_MAX_RULES_BYTES : raw.max_rules_bytes;
+  if (!isInteger(maxBytes, 1024, 1024 * 1024 * 1024))
+    return invalid("max_rules_bytes", "an integer in 1024..1073741824", maxBytes);
   const cache: CacheOptions | undefined =
     dict === false ? undefined : { dict: dict === undefined ? DEFAULT_CACHE_DICT : dict, required: dict !== undefined };
 
@@ -269,5 +321,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
     weight,
     cache,
     cache_ttl_ms: ttl,
+    ip_keys: ipKeys,
+    canaries,
+    max_rules_bytes: maxBytes,
   };
 }

@@ -3,28 +3,36 @@
  * Pure: compiled to Lua for route() and to JavaScript for `gray explain`, so the CLI's
  * answer is the router's answer, not a re-implementation of it.
  */
-import { type Cidr, parseAddress } from "./ip.ts";
-import { type RangeSet, buildRanges, parseRangeList, rangesContain } from "./ranges.ts";
+import { BUCKETS, DEFAULT_CANARY, type RulesView, STABLE, bucketOwner } from "./document.ts";
+import { parseAddress } from "./ip.ts";
+import { rangesContain } from "./ranges.ts";
 import { alnumOr } from "./text.ts";
 
 /** The rule that decided; "none" means nothing matched and the request stays on stable. */
 export type Rule = "override" | "user" | "ip" | "range" | "weight" | "none";
 
 export interface Decision {
-  readonly canary: boolean;
+  /** "stable", or the name of the canary. */
+  readonly route: string;
   readonly rule: Rule;
 }
 
-// Returned by reference: deciding allocates nothing per request.
-const OVERRIDE_CANARY: Decision = { canary: true, rule: "override" };
-const OVERRIDE_STABLE: Decision = { canary: false, rule: "override" };
-const BY_USER: Decision = { canary: true, rule: "user" };
-const BY_IP: Decision = { canary: true, rule: "ip" };
-const BY_RANGE: Decision = { canary: true, rule: "range" };
-const BY_WEIGHT: Decision = { canary: true, rule: "weight" };
-const NO_RULE: Decision = { canary: false, rule: "none" };
-
 export const RULES: Rule[] = ["override", "user", "ip", "range", "weight", "none"];
+
+/** Decisions are built once per rule and route and returned by reference: deciding allocates nothing per request. */
+const decisions = {} as Record<Rule, Record<string, Decision>>;
+for (const rule of RULES) decisions[rule] = {};
+
+function decision(rule: Rule, route: string): Decision {
+  let d = decisions[rule][route];
+  if (d === undefined) {
+    d = { route, rule };
+    decisions[rule][route] = d;
+  }
+  return d;
+}
+
+const NO_RULE = decision("none", STABLE);
 
 /** The options the rules read (a subset of the router's options). */
 export interface RuleOptions {
@@ -34,39 +42,36 @@ export interface RuleOptions {
   override_cookie: string | undefined;
   user_header: string | undefined;
   user_cookie: string | undefined;
-}
-
-/** The settings every client shares, read from the store as one. */
-export interface Globals {
-  /** Configured ranges plus `<prefix>gray:ranges`. */
-  ranges: RangeSet;
-  /** `<prefix>gray:weight`, or the configured default. */
-  weight: number;
+  /** Per-IP keys typed as in the original recipe (`set <ip> 0 3600 1`) are looked up. */
+  ip_keys: boolean;
 }
 
 /**
- * What the rules ask the store; the router answers from its cache, the CLI from memcached.
+ * What the rules ask; the router answers from memory (and its cache of per-IP keys), the CLI from
+ * memcached.
  * @noSelf
  */
 export interface Lookups {
-  /** The value under a per-client key (`<prefix><ip>`, `<prefix>uid:<id>`), undefined when absent. */
+  /** The value under a per-IP seed key (`<prefix><ip>`), undefined when absent; asked only with ip_keys. */
   flag: (key: string) => string | undefined;
-  /** The ranges and weight in force (the router refreshes them here when due). */
-  globals: () => Globals;
+  /** The rules in force. */
+  view: () => RulesView;
+  /** Unix time in seconds, for entries that expire. */
+  now: () => number;
   /** CRC-32 of the text (ngx.crc32_short in nginx, zlib's crc32 in Node). */
   hash: (text: string) => number;
 }
 
+/** The 0.2 layout's keys, one per rule: `gray migrate` reads them into the rules document. */
 export const USER_KEY = "uid:";
 export const RANGES_KEY = "gray:ranges";
 export const WEIGHT_KEY = "gray:weight";
 export const MAX_USER_ID_BYTES = 64;
-/** Weight picks use buckets of 1/1000 of a percent. */
-const BUCKETS = 100000;
 
 /** 1–64 bytes of letters, digits and - . _ ~ @ + = : — checked before an id becomes a memcached key. */
 export function isUserId(id: string): boolean {
-  return id.length > 0 && id.length <= MAX_USER_ID_BYTES && alnumOr(id, "-._~@+=:");
+  // "__proto__" is refused because the CLI keeps users in JavaScript objects, where it cannot be a key.
+  return id.length > 0 && id.length <= MAX_USER_ID_BYTES && alnumOr(id, "-._~@+=:") && id !== "__proto__";
 }
 
 function isCookieSpace(c: number): boolean {
@@ -113,41 +118,39 @@ export function parseWeight(text: string): number | undefined {
   return value <= 100 ? value : undefined;
 }
 
-/** The weight in force: the store's value when it is a valid weight, else the configured one. */
-export function liveWeight(stored: string | undefined, configured: number): number {
-  const parsed = stored === undefined ? undefined : parseWeight(stored);
-  return parsed === undefined ? configured : parsed;
-}
-
-/** Configured ranges plus the store's list; invalid entries in the store are skipped. */
-export function liveRanges(configured: Cidr[], stored: string | undefined): RangeSet {
-  if (stored === undefined) return buildRanges(configured);
-  const cidrs = [...configured];
-  for (const cidr of parseRangeList(stored).cidrs) cidrs.push(cidr);
-  return buildRanges(cidrs);
-}
-
 /**
- * Sticky: the same text always falls in the same bucket, and a bucket below w% is below any
- * larger weight, so raising the weight only moves users from stable to canary.
+ * The route the override header (else cookie) asks for: "always" (the default canary), "never"
+ * (stable), or the name of a canary this router can send to.
  */
-export function inWeight(hash: number, weight: number): boolean {
-  return hash % BUCKETS < weight * (BUCKETS / 100);
-}
-
-/** "always" / "never" from the override header, else from the override cookie. */
 export function overrideOf(
   o: RuleOptions,
+  view: RulesView,
   header: string | undefined,
   cookies: string | undefined,
 ): Decision | undefined {
   let value = header;
-  if (value !== "always" && value !== "never" && o.override_cookie !== undefined && cookies !== undefined) {
+  if (!isOverride(view, value) && o.override_cookie !== undefined && cookies !== undefined) {
     value = cookieValue(cookies, o.override_cookie);
   }
-  if (value === "always") return OVERRIDE_CANARY;
-  if (value === "never") return OVERRIDE_STABLE;
+  if (value === "always") return decision("override", DEFAULT_CANARY);
+  if (value === "never") return decision("override", STABLE);
+  if (value !== undefined && view.canaries[value] === true) return decision("override", value);
   return undefined;
+}
+
+function isOverride(view: RulesView, value: string | undefined): boolean {
+  return value !== undefined && (value === "always" || value === "never" || view.canaries[value] === true);
+}
+
+/** The canary an entry names, when it has not expired and this router can send to it. */
+function live(
+  view: RulesView,
+  canary: string | undefined,
+  expires: number | undefined,
+  look: Lookups,
+): string | undefined {
+  if (typeof canary !== "string" || view.canaries[canary] !== true) return undefined;
+  return expires === undefined || expires > look.now() ? canary : undefined;
 }
 
 /** The first valid user id: from the user header, else from the user cookie. */
@@ -158,10 +161,22 @@ export function userIdOf(o: RuleOptions, header: string | undefined, cookies: st
   return fromCookie !== undefined && isUserId(fromCookie) ? fromCookie : undefined;
 }
 
+/** The canary a seed key's value names: canary_value for the default canary, or a canary's name. */
+function seedCanary(o: RuleOptions, view: RulesView, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === o.canary_value) return view.canaries[DEFAULT_CANARY] === true ? DEFAULT_CANARY : undefined;
+  return view.canaries[value] === true ? value : undefined;
+}
+
+/** The client's weight bucket: the same text always falls in the same one. */
+export function bucketOf(look: Lookups, text: string): number {
+  return look.hash(text) % BUCKETS;
+}
+
 /**
  * Routes one request. `ip` is the client address as nginx prints it; `overrideHeader` and
  * `userHeader` are the raw values of the configured headers, `cookies` the Cookie header.
- * Store lookups happen only when an earlier rule has not decided.
+ * Only a per-IP seed key (ip_keys) may ask memcached; everything else is answered by the view.
  */
 export function decide(
   o: RuleOptions,
@@ -171,21 +186,35 @@ export function decide(
   userHeader: string | undefined,
   cookies: string | undefined,
 ): Decision {
+  const view = look.view();
   if (o.override_header !== undefined || o.override_cookie !== undefined) {
-    const forced = overrideOf(o, overrideHeader, cookies);
+    const forced = overrideOf(o, view, overrideHeader, cookies);
     if (forced !== undefined) return forced;
   }
   let user: string | undefined;
   if (o.user_header !== undefined || o.user_cookie !== undefined) {
     user = userIdOf(o, userHeader, cookies);
-    if (user !== undefined && look.flag(o.key_prefix + USER_KEY + user) === o.canary_value) return BY_USER;
+    if (user !== undefined) {
+      const canary = live(view, view.users[user], view.userExpires[user], look);
+      if (canary !== undefined) return decision("user", canary);
+    }
   }
-  if (look.flag(o.key_prefix + ip) === o.canary_value) return BY_IP;
-  const { ranges, weight } = look.globals();
-  if (ranges.size > 0) {
+  const flagged = live(view, view.ips[ip], view.ipExpires[ip], look);
+  if (flagged !== undefined) return decision("ip", flagged);
+  if (o.ip_keys) {
+    const seeded = seedCanary(o, view, look.flag(o.key_prefix + ip));
+    if (seeded !== undefined) return decision("ip", seeded);
+  }
+  const sets = view.rangeSets;
+  if (sets.length > 0) {
     const addr = parseAddress(ip);
-    if (addr !== undefined && rangesContain(ranges, addr)) return BY_RANGE;
+    if (addr !== undefined) {
+      for (const entry of sets) if (rangesContain(entry.set, addr)) return decision("range", entry.canary);
+    }
   }
-  if (weight > 0 && inWeight(look.hash(user === undefined ? ip : user), weight)) return BY_WEIGHT;
+  if (view.starts.length > 0) {
+    const owner = bucketOwner(view, bucketOf(look, user === undefined ? ip : user));
+    if (owner !== undefined) return decision("weight", owner);
+  }
   return NO_RULE;
 }
