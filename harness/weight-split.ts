@@ -9,7 +9,7 @@ import { type Lookups, type RuleOptions, decide } from "../lua-src/gray/rules.ts
 import { hashText } from "../node-src/cli/explain.ts";
 
 export function canaryByWeight(options: RuleOptions, clients: string[], weight: number): Set<string> {
-  const view = buildView(undefined, [], weight, (name) => name === DEFAULT_CANARY, 0);
+  const view = buildView(undefined, [], weight, [DEFAULT_CANARY], 0);
   const lookups: Lookups = { flag: () => undefined, view: () => view, now: () => 0, hash: hashText };
   return new Set(
     clients.filter((ip) => decide(options, lookups, ip, undefined, undefined, undefined).route !== "stable"),

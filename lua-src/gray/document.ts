@@ -407,14 +407,14 @@ export interface RulesView {
 
 /**
  * The view of a document (or of none: then the configured weight is the default canary's), with
- * the configured ranges added to the default canary's. Canaries not in `routable` are left out,
- * so an entry naming one the router cannot send to stays on stable.
+ * the configured ranges added to the default canary's. `routable` names the canaries the router
+ * can send to (its options'); the document's others are left out, so their entries stay on stable.
  */
 export function buildView(
   doc: RulesDocument | undefined,
   configuredRanges: Cidr[],
   configuredWeight: number,
-  routable: (canary: string) => boolean,
+  routable: string[],
   now: number,
 ): RulesView {
   const view: RulesView = {
@@ -430,12 +430,12 @@ export function buildView(
     owners: [],
     nextExpiry: 0,
   };
+  for (const name of routable) view.canaries[name] = true;
   const names = doc === undefined ? [DEFAULT_CANARY] : [...doc.canaryNames];
   if (names.indexOf(DEFAULT_CANARY) < 0) names.push(DEFAULT_CANARY);
   const intervals: number[][] = [];
   for (const name of names) {
-    if (!routable(name)) continue;
-    view.canaries[name] = true;
+    if (view.canaries[name] !== true) continue;
     const cidrs = name === DEFAULT_CANARY ? [...configuredRanges] : [];
     if (doc !== undefined) {
       for (const cidr in doc.ranges) {

@@ -92,9 +92,8 @@ let nextTouchAt = 0;
 let nextWarnAt = 0;
 let unroutableWarned: Record<string, boolean> = {};
 
-function routable(this: void, name: string): boolean {
-  return options.canaries[name] !== undefined;
-}
+/** The canaries this router can send to: its options name them. */
+let routable: string[] = [];
 
 function viewOf(doc: RulesDocument | undefined): RulesView {
   return buildView(doc, options.ranges, options.weight, routable, ngx_time());
@@ -129,7 +128,7 @@ function buildTargets(doc: RulesDocument | undefined): void {
   }
   if (doc === undefined) return;
   for (const name of doc.canaryNames) {
-    if (routable(name) || unroutableWarned[name]) continue;
+    if (options.canaries[name] !== undefined || unroutableWarned[name]) continue;
     unroutableWarned[name] = true;
     ngx_log(
       ngx.WARN,
@@ -150,6 +149,8 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   started = false;
   loading = false;
   unroutableWarned = {};
+  routable = [];
+  for (const name in parsed.canaries) routable.push(name);
   view = viewOf(undefined);
   buildTargets(undefined);
 }
