@@ -86,7 +86,11 @@ const POLL_MS = 1000;
  * figures that tripped it (the weight is then 0). A status that cannot be read once the weight has
  * been raised also sets it back to 0 before the error is thrown: a release nobody watches stops.
  */
-export async function release(setWeight: SetWeight, plan: ReleasePlan, report: (e: StepEvent) => void): Promise<Outcome> {
+export async function release(
+  setWeight: SetWeight,
+  plan: ReleasePlan,
+  report: (e: StepEvent) => void,
+): Promise<Outcome> {
   const rollBack = () => setWeight(0);
   let before = await fetchStatus(plan.statusUrl);
   for (const [i, weight] of plan.steps.entries()) {

@@ -12,7 +12,8 @@ import { withStore } from "./store.ts";
 export const canaryOption = { canary: { type: "string" } } as const;
 export const canaryHelp = `  --canary NAME          the canary (default "${DEFAULT_CANARY}"); declared in the document on first use`;
 
-export const onlyCanaryHelp = "  --canary NAME          only entries flagged for this canary (default: whichever canary)";
+export const onlyCanaryHelp =
+  "  --canary NAME          only entries flagged for this canary (default: whichever canary)";
 
 export const writeOptions = { init: { type: "boolean" }, force: { type: "boolean" } } as const;
 export const writeHelp = [

@@ -7,7 +7,8 @@ import { type Context, UsageError } from "./command.ts";
 
 /** The file's JSON ("-": stdin), checked in full: a bad entry is a UsageError naming it, before anything is read or written. */
 export function readRulesFile(ctx: Context): unknown {
-  if (ctx.args.length !== 1) throw new UsageError("give one rules file (JSON as gray export prints it), or - for stdin");
+  if (ctx.args.length !== 1)
+    throw new UsageError("give one rules file (JSON as gray export prints it), or - for stdin");
   const path = ctx.args[0]!;
   let text: string;
   try {

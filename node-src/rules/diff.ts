@@ -38,11 +38,13 @@ export function diffDocuments(a: RulesDocument, b: RulesDocument): string[] {
       const canary = after.subjects[s]!;
       const until = after.expires[s];
       const old = before.subjects[s];
-      if (old === undefined) out.push(`+ ${kind} ${s} ${canary}${until === undefined ? "" : ` until ${expiry(until)}`}`);
+      if (old === undefined)
+        out.push(`+ ${kind} ${s} ${canary}${until === undefined ? "" : ` until ${expiry(until)}`}`);
       else if (old !== canary || before.expires[s] !== until)
         out.push(`~ ${kind} ${s} ${old} -> ${canary}, expires ${expiry(before.expires[s])} -> ${expiry(until)}`);
     }
-    for (const s in before.subjects) if (after.subjects[s] === undefined) out.push(`- ${kind} ${s} ${before.subjects[s]}`);
+    for (const s in before.subjects)
+      if (after.subjects[s] === undefined) out.push(`- ${kind} ${s} ${before.subjects[s]}`);
   }
   return out;
 }

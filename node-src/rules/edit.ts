@@ -25,7 +25,8 @@ export const BUCKETS_PER_PERCENT = BUCKETS / 100;
 
 export function cloneDocument(doc: RulesDocument): RulesDocument {
   const canaries: Record<string, CanaryDef> = {};
-  for (const name of doc.canaryNames) canaries[name] = { ...doc.canaries[name]!, buckets: [...doc.canaries[name]!.buckets] };
+  for (const name of doc.canaryNames)
+    canaries[name] = { ...doc.canaries[name]!, buckets: [...doc.canaries[name]!.buckets] };
   return {
     revision: doc.revision,
     stable: { ...doc.stable },
@@ -162,7 +163,9 @@ export function setWeight(doc: RulesDocument, canary: string, percent: number): 
   const was = weightOf(def);
   let have = countBuckets(def.buckets);
   if (want > have) {
-    const others = doc.canaryNames.filter((n) => n !== canary).reduce((s, n) => s + countBuckets(doc.canaries[n]!.buckets), 0);
+    const others = doc.canaryNames
+      .filter((n) => n !== canary)
+      .reduce((s, n) => s + countBuckets(doc.canaries[n]!.buckets), 0);
     if (others + want > BUCKETS)
       throw new RulesEditError(
         `weights of all canaries together may not exceed 100 %: ${canary} ${percent} % with the others' ${(others / BUCKETS_PER_PERCENT).toFixed(3).replace(/\.?0+$/, "")} %`,

@@ -5,13 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import {
-  CHUNK_BYTES,
-  FORMAT,
-  type Pointer,
-  type RulesDocument,
-  formatBuckets,
-} from "../../lua-src/gray/document.ts";
+import { CHUNK_BYTES, FORMAT, type Pointer, type RulesDocument, formatBuckets } from "../../lua-src/gray/document.ts";
 
 /** History texts (who, what) are free text from the operator's machine: longer than this is cut. */
 const MAX_CHANGE_CHARS = 300;

@@ -198,7 +198,7 @@ export async function editRules<R>(
     const current = await currentOrRestored(store, prefix, attempt === 1 ? options : { ...options, restoreWaitMs: 0 });
     if (current === undefined && options.init !== true)
       throw new StoreError(
-        `no rules document at ${key} (none written yet, or the store was flushed and no router wrote its last revision back within ${(options.restoreWaitMs ?? RESTORE_WAIT_MS) / 1000} s): pass --init to start a new, empty document, or restore a backup with gray apply FILE --init`,
+        `no rules document at ${key} (none written yet, or the store was flushed and no router wrote its last revision back within ${(options.restoreWaitMs ?? RESTORE_WAIT_MS) / 1000} s): pass --init to start a new, empty document, or restore a backup with gray apply FILE`,
       );
     const doc = cloneDocument(current?.doc ?? emptyDocument());
     const { changed, result } = edit(doc);

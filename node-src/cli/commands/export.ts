@@ -1,18 +1,20 @@
 /** `gray export`: the rules document as JSON on stdout, the backup `gray apply` restores. */
-import { toJson } from "../../rules/json.ts";
+import { type RulesJson, toJson } from "../../rules/json.ts";
 import { type Command, noArgs } from "../command.ts";
 import { noDocument, readRules } from "../rules-command.ts";
 import { StoreError } from "../store.ts";
 
 /** Indented at the top, one entry per line: readable, diffable, and small for a million entries. */
-export function exportText(data: object): string {
-  const fields = Object.entries(data).map(([key, value]) => {
+export function exportText(data: RulesJson): string {
+  const fields = Object.entries(data as unknown as Record<string, unknown>).map(([key, value]) => {
     const inner = Array.isArray(value)
       ? value.length === 0
         ? "[]"
         : `[\n${value.map((v) => `    ${JSON.stringify(v)}`).join(",\n")}\n  ]`
       : typeof value === "object" && value !== null && key === "canaries"
-        ? `{\n${Object.entries(value).map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(",\n")}\n  }`
+        ? `{\n${Object.entries(value)
+            .map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+            .join(",\n")}\n  }`
         : JSON.stringify(value);
     return `  ${JSON.stringify(key)}: ${inner}`;
   });

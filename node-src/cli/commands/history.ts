@@ -25,7 +25,10 @@ export const history: Command = {
             `${h.revision}  ${new Date(h.at * 1000).toISOString()}  ${h.by}  ${h.change}${h.current ? "  (current)" : ""}`,
         )
         .join("\n");
-      return { text: text || `revision ${doc.revision} has no history`, data: { revision: doc.revision, history: entries } };
+      return {
+        text: text || `revision ${doc.revision} has no history`,
+        data: { revision: doc.revision, history: entries },
+      };
     };
   },
 };

@@ -60,13 +60,19 @@ async function usersFromStore(store: AdminStore, prefix: string): Promise<Map<st
   return found;
 }
 
-async function readOld(store: AdminStore, ctx: Context, value: string, userFile: string[] | undefined): Promise<OldRules> {
+async function readOld(
+  store: AdminStore,
+  ctx: Context,
+  value: string,
+  userFile: string[] | undefined,
+): Promise<OldRules> {
   const list = parseRangeList((await store.get(ctx.prefix + RANGES_KEY)) ?? "");
   const weightText = await store.get(ctx.prefix + WEIGHT_KEY);
   const parsed = weightText === undefined ? undefined : parseWeight(weightText);
   // The document counts weight in 0.001 % steps: a finer 0.2 weight is rounded to the nearest.
   const weight = parsed === undefined ? undefined : Math.round(parsed * 1000) / 1000;
-  const candidates = userFile === undefined ? await usersFromStore(store, ctx.prefix) : new Map(userFile.map((id) => [id, 0]));
+  const candidates =
+    userFile === undefined ? await usersFromStore(store, ctx.prefix) : new Map(userFile.map((id) => [id, 0]));
   const users: OldRules["users"] = [];
   for (const [id, expires] of candidates)
     if ((await store.get(ctx.prefix + USER_KEY + id)) === value) users.push({ id, expires });
@@ -107,7 +113,9 @@ export const migrate: Command = {
       });
       const lines = [
         `migrated ${old.ranges.length} range(s), ${old.users.length} user(s)${old.weight === undefined ? "" : `, weight ${old.weight} %`} into ${done.written ? "" : "unchanged "}revision ${done.revision}`,
-        ...old.skippedRanges.map((r) => `skipped ${JSON.stringify(r)} in ${ctx.prefix}${RANGES_KEY}: not a CIDR (0.2 routers skip it too)`),
+        ...old.skippedRanges.map(
+          (r) => `skipped ${JSON.stringify(r)} in ${ctx.prefix}${RANGES_KEY}: not a CIDR (0.2 routers skip it too)`,
+        ),
         "the 0.2 keys are left in place; per-IP seed keys stay as they are (routers read them while ip_keys = true)",
       ];
       return {

@@ -20,7 +20,8 @@ export const rollback: Command = {
       const doc = await readRules(ctx);
       if (doc === undefined) throw new StoreError(noDocument(ctx));
       const line = doc.history.find((h) => h.revision === wanted);
-      if (line === undefined) throw new StoreError(`revision ${wanted} is not in the last ${doc.history.length} (see gray history)`);
+      if (line === undefined)
+        throw new StoreError(`revision ${wanted} is not in the last ${doc.history.length} (see gray history)`);
       const pointer = line.pointer === undefined ? undefined : parsePointer(line.pointer);
       const target =
         line.revision === doc.revision
@@ -34,7 +35,9 @@ export const rollback: Command = {
         replaceRules(current, target);
         return { changed: changes.length > 0, result: changes };
       });
-      const what = done.written ? `revision ${done.revision} has the rules of ${wanted}` : `the rules already equal revision ${wanted}`;
+      const what = done.written
+        ? `revision ${done.revision} has the rules of ${wanted}`
+        : `the rules already equal revision ${wanted}`;
       return {
         text: [...done.result, what].join("\n"),
         data: { rolledBackTo: wanted, revision: done.revision, written: done.written, changes: done.result },

@@ -45,7 +45,9 @@ export const weight: Command = {
     if (raw === undefined) return () => show(ctx);
     const wanted = parsePercent(raw);
     if (wanted === undefined)
-      throw new UsageError(`weight must be a number from 0 to 100 in steps of 0.001, e.g. 12.5: ${JSON.stringify(raw)}`);
+      throw new UsageError(
+        `weight must be a number from 0 to 100 in steps of 0.001, e.g. 12.5: ${JSON.stringify(raw)}`,
+      );
     const canary = canaryOf(ctx);
     return async () => {
       const change = changeText(ctx, "weight", ["--canary", canary]);
