@@ -28,6 +28,8 @@ export interface Output {
   text: string;
   data: unknown;
   code?: number;
+  /** The text goes to stdout whatever the code (a verdict, not an error: gray diff --exit-code). */
+  stdout?: boolean;
 }
 
 export interface Command {
@@ -37,7 +39,7 @@ export interface Command {
   /** Help lines for the command's own flags. */
   flags?: string[];
   options: ParseArgsConfig["options"];
-  /** Writes `<prefix>uid:<id>` keys: --prefix must leave room for a user id, as with the router's user rule. */
+  /** Handles user ids: --prefix is checked as configure() checks key_prefix with a user rule (room for `<prefix>uid:<id>`). */
   userKeys?: boolean;
   /** Checks everything and returns the work to do: nothing is written unless all input is valid. */
   prepare: (ctx: Context) => () => Promise<Output>;

@@ -1,23 +1,15 @@
 /**
  * `gray explain`: runs the router's own decision code (lua-src/gray/rules.ts, here as
- * JavaScript) on what memcached holds now, and says which rule decided and why.
+ * JavaScript) on the rules document memcached holds now (and the per-IP seed key, when the
+ * router reads them), and says which canary, by which rule, and why.
  */
 import { crc32 } from "node:zlib";
+import { BUCKETS, type RulesDocument, buildView } from "../../lua-src/gray/document.ts";
 import { formatAddress, parseAddress } from "../../lua-src/gray/ip.ts";
-import { type RouterOptions, parseOptions } from "../../lua-src/gray/options.ts";
-import {
-  type Lookups,
-  RANGES_KEY,
-  type Rule,
-  USER_KEY,
-  WEIGHT_KEY,
-  decide,
-  liveRanges,
-  liveWeight,
-  userIdOf,
-} from "../../lua-src/gray/rules.ts";
+import { type CanaryTargets, type RouterOptions, parseOptions } from "../../lua-src/gray/options.ts";
+import { type Lookups, type Rule, bucketOf, decide, userIdOf } from "../../lua-src/gray/rules.ts";
 import type { RuleConfig } from "../../lua-src/gray/status.ts";
-import type { AdminStore } from "./store.ts";
+import { type RulesReader, readDocument } from "../rules/revisions.ts";
 
 export interface ExplainRequest {
   /** The client address (after realip), as typed; normalised to nginx's text. */
@@ -31,21 +23,31 @@ export interface ExplainRequest {
 }
 
 export interface Explanation {
-  route: "canary" | "stable";
+  /** "stable", or the canary's name. */
+  route: string;
   rule: Rule;
   ip: string;
   /** The user id the rules used (valid, from header or cookie), if any. */
   user: string | undefined;
-  /** The weight in force and where this client falls: canary when bucket < weight. */
-  weight: number;
+  /** The client's weight bucket (0 .. 99999) and, as a percentage, where it falls (0 .. 100). */
   bucket: number;
-  ranges: number;
+  /** The rules revision read, or null when there is none (the router's configured weight and ranges apply). */
+  revision: number | null;
   why: string;
 }
 
+/**
+ * What /gray/status reports as `config`; the router adds ip_keys and canaries (names → targets,
+ * the default one included) to it, which an older router does not report.
+ */
+export type StatusConfig = RuleConfig & { ip_keys?: boolean; canaries?: Record<string, CanaryTargets> };
+
 /** The router's rule options, from the `config` of its /gray/status. */
-export function routerOptions(config: RuleConfig): RouterOptions {
-  const parsed = parseOptions(config);
+export function routerOptions(config: StatusConfig): RouterOptions {
+  // configure() takes the default canary from canary_location / canary_upstream, not from `canaries`.
+  const canaries = config.canaries === undefined ? undefined : { ...config.canaries };
+  if (canaries !== undefined) delete canaries.canary;
+  const parsed = parseOptions({ ...config, canaries });
   if (typeof parsed === "string") throw new Error(`the router reported options this CLI cannot read: ${parsed}`);
   return parsed;
 }
@@ -61,8 +63,37 @@ function headerValue(headers: [string, string][], name: string | undefined): str
   return found?.[1];
 }
 
+function why(
+  rule: Rule,
+  route: string,
+  o: RouterOptions,
+  who: string,
+  ip: string,
+  bucket: number,
+  doc: RulesDocument | undefined,
+): string {
+  const where = doc === undefined ? "the router's configuration" : `rules revision ${doc.revision}`;
+  const percent = `bucket ${bucket} (${(bucket * 100) / BUCKETS} %)`;
+  switch (rule) {
+    case "override":
+      return `the override header ${o.override_header ?? ""} or cookie ${o.override_cookie ?? ""} asks for ${route}`;
+    case "user":
+      return `${who} is flagged for ${route} in ${where}`;
+    case "ip":
+      return doc?.ips[ip] === route
+        ? `${ip} is flagged for ${route} in ${where}`
+        : `${ip} has a per-IP seed key (${o.key_prefix}${ip}) naming ${route}`;
+    case "range":
+      return `${ip} is in a range of ${route} (${where})`;
+    case "weight":
+      return `${who} falls in ${percent}, which ${route} owns (${where})`;
+    case "none":
+      return `no rule matched; ${who} falls in ${percent}, which no canary owns (${where})`;
+  }
+}
+
 /** Explain only reads the store. */
-export type StoreReader = Pick<AdminStore, "get">;
+export type StoreReader = RulesReader;
 
 export async function explain(store: StoreReader, o: RouterOptions, request: ExplainRequest): Promise<Explanation> {
   const addr = parseAddress(request.ip);
@@ -82,38 +113,27 @@ export async function explain(store: StoreReader, o: RouterOptions, request: Exp
   const user =
     o.user_header !== undefined || o.user_cookie !== undefined ? userIdOf(o, userHeader, cookieHeader) : undefined;
 
-  // The rules ask synchronously (as they do in nginx): fetch every key they might ask first.
-  const keys = [o.key_prefix + ip, o.key_prefix + RANGES_KEY, o.key_prefix + WEIGHT_KEY];
-  if (user !== undefined) keys.push(o.key_prefix + USER_KEY + user);
-  const values = new Map<string, string | undefined>();
-  for (const key of keys) values.set(key, await store.get(key));
-
-  const ranges = liveRanges(o.ranges, values.get(o.key_prefix + RANGES_KEY));
-  const weight = liveWeight(values.get(o.key_prefix + WEIGHT_KEY), o.weight);
+  // The rules ask synchronously (as they do in nginx): read the document and the seed key first.
+  const doc = await readDocument(store, o.key_prefix);
+  const seed = o.ip_keys ? await store.get(o.key_prefix + ip) : undefined;
+  const now = Math.floor(Date.now() / 1000);
+  const view = buildView(doc, o.ranges, o.weight, Object.keys(o.canaries), now);
   const lookups: Lookups = {
-    flag: (key) => values.get(key),
-    globals: () => ({ ranges, weight }),
+    flag: (key) => (key === o.key_prefix + ip ? seed : undefined),
+    view: () => view,
+    now: () => now,
     hash: hashText,
   };
   const decision = decide(o, lookups, ip, overrideHeader, userHeader, cookieHeader);
-  const hash = hashText(user ?? ip);
-  const bucket = (hash % 100000) / 1000;
-  const why: Record<Rule, string> = {
-    override: `override ${overrideHeader === "always" || overrideHeader === "never" ? `header ${o.override_header}: ${overrideHeader}` : `cookie ${o.override_cookie}`} forces ${decision.canary ? "canary" : "stable"}`,
-    user: `user ${user} is flagged (key ${o.key_prefix}${USER_KEY}${user})`,
-    ip: `${ip} is flagged (key ${o.key_prefix}${ip})`,
-    range: `${ip} is in a canary range (${ranges.size} in force)`,
-    weight: `${user === undefined ? ip : `user ${user}`} falls in bucket ${bucket} %, below the weight ${weight} %`,
-    none: `no rule matched; ${user === undefined ? ip : `user ${user}`} falls in bucket ${bucket} %, not below the weight ${weight} %`,
-  };
+  const bucket = bucketOf(lookups, user ?? ip);
+  const who = user === undefined ? ip : `user ${user}`;
   return {
-    route: decision.canary ? "canary" : "stable",
+    route: decision.route,
     rule: decision.rule,
     ip,
     user,
-    weight,
     bucket,
-    ranges: ranges.size,
-    why: why[decision.rule],
+    revision: doc?.revision ?? null,
+    why: why(decision.rule, decision.route, o, who, ip, bucket, doc),
   };
 }

@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { UpgradeError } from "../nginx-master.ts";
+import { RulesEditError } from "../rules/edit.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
 import { checkPrefix } from "./shared-flags.ts";
@@ -70,11 +71,11 @@ async function main(argv: string[]): Promise<number> {
     const out = await work();
     const code = out.code ?? 0;
     if (json) process.stdout.write(JSON.stringify(out.data) + "\n");
-    else if (code === 0) process.stdout.write(out.text + "\n");
+    else if (code === 0 || out.stdout === true) process.stdout.write(out.text + "\n");
     else process.stderr.write(`gray ${name}: ${out.text}\n`);
     return code;
   } catch (err) {
-    if (err instanceof UsageError) return usageFailure(name, err);
+    if (err instanceof UsageError || err instanceof RulesEditError) return usageFailure(name, err);
     if (err instanceof StoreError || err instanceof RouterError || err instanceof UpgradeError) {
       process.stderr.write(`gray ${name}: ${err.message}\n`);
       return 1;
@@ -86,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
 function usageFailure(name: string, err: unknown): number {
   if (
     !(err instanceof UsageError) &&
+    !(err instanceof RulesEditError) &&
     !(err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))
   )
     throw err;

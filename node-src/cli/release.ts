@@ -1,6 +1,7 @@
 /**
  * `gray release`: seed 000's gradual weight raise as a guarded rollout (what Flagger and Argo
- * Rollouts do on Kubernetes). Each step sets the weight in memcached, then watches the canary's
+ * Rollouts do on Kubernetes). Each step sets the canary's weight (a revision of the rules
+ * document, written by the caller's `setWeight`), then watches the canary's
  * and stable's 5xx rates in the router's /gray/status over the interval; a canary rate above the
  * limit sets the weight back to 0 at once and ends the release.
  */
@@ -8,7 +9,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseWeight } from "../../lua-src/gray/rules.ts";
 import type { Status } from "../../lua-src/gray/status.ts";
 import { fetchStatus } from "./status.ts";
-import type { AdminStore } from "./store.ts";
 
 export interface ReleasePlan {
   /** Weights in percent, increasing. */
@@ -17,9 +17,10 @@ export interface ReleasePlan {
   /** The highest canary 5xx rate tolerated, as a fraction (0.01 for 1 %). */
   maxErrorRate: number;
   statusUrl: string;
-  /** The weight's memcached key (with the router's key_prefix). */
-  weightKey: string;
 }
+
+/** Sets the canary's weight in percent; resolves once the store acknowledged it. */
+export type SetWeight = (weight: number) => Promise<void>;
 
 /** Requests and 5xx answers of one route over a step so far. */
 export interface RouteWindow {
@@ -87,11 +88,15 @@ const POLL_MS = 1000;
  * figures that tripped it (the weight is then 0). A status that cannot be read once the weight has
  * been raised also sets it back to 0 before the error is thrown: a release nobody watches stops.
  */
-export async function release(store: AdminStore, plan: ReleasePlan, report: (e: StepEvent) => void): Promise<Outcome> {
-  const rollBack = () => store.set(plan.weightKey, "0");
+export async function release(
+  setWeight: SetWeight,
+  plan: ReleasePlan,
+  report: (e: StepEvent) => void,
+): Promise<Outcome> {
+  const rollBack = () => setWeight(0);
   let before = await fetchStatus(plan.statusUrl);
   for (const [i, weight] of plan.steps.entries()) {
-    await store.set(plan.weightKey, `${weight}`);
+    await setWeight(weight);
     const started = Date.now();
     for (;;) {
       const elapsedMs = Date.now() - started;

@@ -7,7 +7,7 @@ import { DEFAULT_STATUS_URL } from "./status.ts";
 const MAX_TTL_S = 10 * 365 * 24 * 3600;
 
 export const ttlOption = { ttl: { type: "string" } } as const;
-export const ttlHelp = "  --ttl S                expire the flag after S seconds (default: never)";
+export const ttlHelp = "  --ttl S                the entry expires after S seconds (default: never)";
 
 /** --ttl in whole seconds; 0 (never) when not given. */
 export function ttlOf(ctx: Context): number {
@@ -21,6 +21,8 @@ export function ttlOf(ctx: Context): number {
 
 export const valueOption = { value: { type: "string" } } as const;
 export const valueHelp = "  --value V              the router's canary_value (default 1)";
+export const legacyValueHelp =
+  "  --value V              accepted (checked) for 0.2 scripts, no effect: entries name a canary, see --canary";
 
 /** --value: the router's canary_value, checked by the rules configure() applies to it. */
 export function canaryValueOf(ctx: Context): string {

@@ -1,10 +1,14 @@
 /** What the flagging commands take as arguments: IPs, CIDRs and user ids, checked and normalised as the router reads them. */
 import { formatAddress, formatCidr, parseAddress, parseCidr } from "../../lua-src/gray/ip.ts";
 import { isUserId } from "../../lua-src/gray/rules.ts";
+import type { EntryKind } from "../rules/edit.ts";
 import { UsageError } from "./command.ts";
 
-/** An IP becomes a per-IP flag key, a CIDR an entry of the range list; both normalised as nginx prints them. */
-export type FlagTarget = { kind: "ip"; text: string } | { kind: "range"; text: string };
+/** An entry's subject: an address or a CIDR as nginx prints it, or a user id. */
+export interface FlagTarget {
+  kind: EntryKind;
+  text: string;
+}
 
 export function parseTarget(arg: string): FlagTarget {
   if (arg.includes("/")) {
@@ -21,4 +25,8 @@ export function checkUserId(id: string): string {
   if (!isUserId(id))
     throw new UsageError(`not a user id (1-64 letters, digits or - . _ ~ @ + = :): ${JSON.stringify(id)}`);
   return id;
+}
+
+export function userTarget(id: string): FlagTarget {
+  return { kind: "user", text: checkUserId(id) };
 }

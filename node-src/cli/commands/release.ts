@@ -1,23 +1,27 @@
 /** `gray release`: the weight raised step by step while the canary's 5xx rate holds; over the limit, back to 0 (../release.ts). */
-import { WEIGHT_KEY } from "../../../lua-src/gray/rules.ts";
+import { percentToBuckets, setWeight } from "../../rules/edit.ts";
 import { type Command, ROLLED_BACK, UsageError, noArgs, stringFlag } from "../command.ts";
 import { describe, parseDuration, parseRate, parseSteps, release as runRelease } from "../release.ts";
+import { canaryHelp, canaryOf, canaryOption, runEdit, writeHelp, writeOptions } from "../rules-command.ts";
 import { httpUrl } from "../shared-flags.ts";
 import { DEFAULT_STATUS_URL } from "../status.ts";
-import { withStore } from "../store.ts";
 
 export const release: Command = {
   name: "release",
-  usage: "gray release [--steps 1,10,50,100] [--interval 30s] [--max-error-rate 1%] [--status-url URL]",
+  usage: "gray release [--canary NAME] [--steps 1,10,50,100] [--interval 30s] [--max-error-rate 1%] [--status-url URL]",
   summary:
-    "raise the weight step by step while the canary's 5xx rate stays under the limit; over it, weight back to 0 (exit 3)",
+    "raise a canary's weight step by step (a revision each) while its 5xx rate stays under the limit; over it, weight back to 0 (exit 3)",
   flags: [
     "  --steps W,W,...        weights in percent, increasing (default 1,10,50,100)",
     "  --interval D           how long each step is watched: 30s, 500ms, 2m (default 30s)",
     "  --max-error-rate R     the highest canary 5xx rate tolerated over a step, e.g. 1% or 0.5% (default 1%)",
     `  --status-url URL       the router's status location (default ${DEFAULT_STATUS_URL})`,
+    canaryHelp,
+    ...writeHelp,
   ],
   options: {
+    ...canaryOption,
+    ...writeOptions,
     steps: { type: "string" },
     interval: { type: "string" },
     "max-error-rate": { type: "string" },
@@ -41,25 +45,32 @@ export const release: Command = {
         `--max-error-rate takes a percentage from 0 to 100, e.g. 1%: ${JSON.stringify(stringFlag(ctx, "max-error-rate", ""))}`,
       );
     }
+    for (const step of steps) percentToBuckets(step);
     const statusUrl = httpUrl("status-url", stringFlag(ctx, "status-url", DEFAULT_STATUS_URL));
-    const plan = { steps, intervalMs, maxErrorRate, statusUrl, weightKey: ctx.prefix + WEIGHT_KEY };
+    const canary = canaryOf(ctx);
+    const plan = { steps, intervalMs, maxErrorRate, statusUrl };
+    const setCanaryWeight = async (weight: number) => {
+      await runEdit(ctx, `release: weight ${weight} --canary ${canary}`, (doc) => {
+        const set = setWeight(doc, canary, weight);
+        return { changed: set.was !== set.now, result: undefined };
+      });
+    };
     // A terminal gets one line per step, redrawn as it goes; a pipe gets each step's line once it has held.
     const live = process.stdout.isTTY === true && !ctx.json;
     let open = false;
-    return () =>
-      withStore(ctx.memcached, async (store) => {
-        const outcome = await runRelease(store, plan, (e) => {
-          if (ctx.json) {
-            if (e.event === "step") process.stdout.write(JSON.stringify(e) + "\n");
-          } else if (live) {
-            process.stdout.write(`\r\x1b[K${describe(e)}${e.event === "step" ? "\n" : ""}`);
-            open = e.event !== "step";
-          } else if (e.event === "step") {
-            process.stdout.write(describe(e) + "\n");
-          }
-        });
-        if (open) process.stdout.write("\n");
-        return { text: describe(outcome), data: outcome, code: outcome.event === "released" ? 0 : ROLLED_BACK };
+    return async () => {
+      const outcome = await runRelease(setCanaryWeight, plan, (e) => {
+        if (ctx.json) {
+          if (e.event === "step") process.stdout.write(JSON.stringify(e) + "\n");
+        } else if (live) {
+          process.stdout.write(`\r\x1b[K${describe(e)}${e.event === "step" ? "\n" : ""}`);
+          open = e.event !== "step";
+        } else if (e.event === "step") {
+          process.stdout.write(describe(e) + "\n");
+        }
       });
+      if (open) process.stdout.write("\n");
+      return { text: describe(outcome), data: outcome, code: outcome.event === "released" ? 0 : ROLLED_BACK };
+    };
   },
 };

@@ -1,28 +1,18 @@
-/** `gray remove-user`: deletes user flags. */
-import { USER_KEY } from "../../../lua-src/gray/rules.ts";
+/** `gray remove-user`: users' entries taken out of the rules document (one revision). */
 import { type Command, needArgs } from "../command.ts";
-import { withStore } from "../store.ts";
-import { checkUserId } from "../targets.ts";
+import { unflagWork } from "../flagging.ts";
+import { canaryOption, onlyCanaryHelp, writeHelp, writeOptions } from "../rules-command.ts";
+import { userTarget } from "../targets.ts";
 
 export const removeUser: Command = {
   name: "remove-user",
-  usage: "gray remove-user <id>...",
-  summary: "stop sending users to canary",
-  options: {},
+  usage: "gray remove-user <id>... [--canary NAME]",
+  summary: "stop sending users to their canary (one new revision of the rules document)",
+  flags: [onlyCanaryHelp, ...writeHelp],
+  options: { ...canaryOption, ...writeOptions },
   userKeys: true,
   prepare: (ctx) => {
     needArgs(ctx, "a user id");
-    const ids = ctx.args.map(checkUserId);
-    return () =>
-      withStore(ctx.memcached, async (store) => {
-        const removed: string[] = [];
-        const lines: string[] = [];
-        for (const id of ids) {
-          const was = await store.delete(ctx.prefix + USER_KEY + id);
-          if (was) removed.push(id);
-          lines.push(was ? `unflagged user ${id}` : `user ${id} was not flagged`);
-        }
-        return { text: lines.join("\n"), data: { removed } };
-      });
+    return unflagWork(ctx, "remove-user", ctx.args.map(userTarget));
   },
 };

@@ -1,0 +1,76 @@
+/**
+ * Rules written into the document the way the CLI writes them (node-src/rules), without a CLI
+ * process: for router tests that need a weight, flagged IPs, ranges or users in place. Each call
+ * is one revision; the document is started when there is none (a test's flushed store).
+ */
+import { DEFAULT_CANARY, type RulesDocument } from "../lua-src/gray/document.ts";
+import { flag, setWeight as setCanaryWeight, unflag } from "../node-src/rules/edit.ts";
+import { type Edited, editRules, readDocument } from "../node-src/rules/revisions.ts";
+import { withStore } from "../node-src/cli/store.ts";
+
+/** One revision with the edit; no wait for a router to restore a flushed document (tests flush on purpose). */
+export function editDocument(
+  address: string,
+  prefix: string,
+  change: string,
+  edit: (doc: RulesDocument) => void,
+): Promise<Edited<undefined>> {
+  return withStore(address, (store) =>
+    editRules(
+      store,
+      prefix,
+      (doc) => {
+        edit(doc);
+        return { changed: true, result: undefined };
+      },
+      { change: `test: ${change}`, by: "harness@test", init: true, restoreWaitMs: 0 },
+    ),
+  );
+}
+
+/** The document as routers would load it now (undefined when there is none). */
+export function readRules(address: string, prefix = ""): Promise<RulesDocument | undefined> {
+  return withStore(address, (store) => readDocument(store, prefix));
+}
+
+export async function setWeight(address: string, prefix: string, percent: number, canary = DEFAULT_CANARY) {
+  await editDocument(address, prefix, `weight ${percent} --canary ${canary}`, (doc) => {
+    setCanaryWeight(doc, canary, percent);
+  });
+}
+
+/** Entries expire at `expires` (Unix seconds; 0, the default, for never). */
+export interface FlagOptions {
+  canary?: string;
+  expires?: number;
+}
+
+async function flagAll(
+  address: string,
+  prefix: string,
+  kind: "ip" | "range" | "user",
+  subjects: string[],
+  o: FlagOptions,
+) {
+  await editDocument(address, prefix, `${kind} ${subjects.join(" ")}`, (doc) => {
+    for (const s of subjects) flag(doc, kind, s, o.canary ?? DEFAULT_CANARY, o.expires ?? 0);
+  });
+}
+
+/** IPs as nginx prints them (e.g. "2001:db8::1"). */
+export function flagIps(address: string, prefix: string, ips: string[], o: FlagOptions = {}) {
+  return flagAll(address, prefix, "ip", ips, o);
+}
+
+/** The canary's ranges become exactly these CIDRs (as nginx prints them, e.g. "10.0.0.0/8"), as a 0.2 range list was. */
+export async function setRanges(address: string, prefix: string, cidrs: string[], o: FlagOptions = {}) {
+  const canary = o.canary ?? DEFAULT_CANARY;
+  await editDocument(address, prefix, `ranges ${cidrs.join(" ")} --canary ${canary}`, (doc) => {
+    for (const cidr in doc.ranges) if (doc.ranges[cidr] === canary) unflag(doc, "range", cidr);
+    for (const cidr of cidrs) flag(doc, "range", cidr, canary, o.expires ?? 0);
+  });
+}
+
+export function flagUsers(address: string, prefix: string, ids: string[], o: FlagOptions = {}) {
+  return flagAll(address, prefix, "user", ids, o);
+}
