@@ -23,13 +23,30 @@ describe("status rendering (the same code, as JavaScript)", () => {
       routes: {
         stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 },
         canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 },
+        beta: { requests: 3, responses_5xx: 0, upstream_seconds: 0.25 },
       },
+      route_names: ["stable", "canary", "beta"],
       rules: { override: 0, user: 0, ip: 2, range: 0, weight: 0, none: 1 },
       store: { hits: 1, misses: 2, fallbacks: 0 },
       store_errors: { lookup: 3, refresh: 1 },
       cache_evictions: 4,
       weight: 12.5,
       ranges: 1,
+      canaries: {
+        canary: { weight: 12.5, location: "@client_test", upstream: "client_test" },
+        beta: { weight: 5, location: "@beta", upstream: "beta" },
+      },
+      document: {
+        revision: 1764480000123,
+        age_s: 9,
+        source: "memcached",
+        loaded_at: 1764480001,
+        checked_at: 1764480010,
+        bytes: 1234,
+        entries: { ips: 2, ranges: 1, users: 0 },
+        last_error: 'memcached said "no"',
+        missing_since: undefined,
+      },
       cache_dict: "gray_cache",
       memcached: "127.0.0.1:11211",
       config: {
@@ -38,9 +55,15 @@ describe("status rendering (the same code, as JavaScript)", () => {
         ranges: ["10.0.0.0/8"],
         weight: 0,
         user_header: "X-User",
+        ip_keys: true,
+        canaries: { beta: { location: "@beta", upstream: "beta" } },
       },
     };
-    expect(JSON.parse(statusJson(status))).toEqual(status);
+    const { route_names: _names, ...shown } = status;
+    expect(JSON.parse(statusJson(status))).toEqual({
+      ...shown,
+      document: { ...status.document, missing_since: null },
+    });
     const prometheus = statusPrometheus(status);
     expect(prometheus).toContain('gray_requests_total{route="canary"} 2\n');
     // Lookups are a partition (no failure counted among them twice); failures have their own counter.
@@ -51,6 +74,12 @@ describe("status rendering (the same code, as JavaScript)", () => {
       'gray_store_errors_total{operation="lookup"} 3\ngray_store_errors_total{operation="refresh"} 1\n',
     );
     expect(prometheus).toContain("gray_cache_evictions_total 4\n");
+    expect(prometheus).toContain('gray_requests_total{route="beta"} 3\n');
+    expect(prometheus).toContain(
+      'gray_canary_weight_percent{canary="canary"} 12.5\ngray_canary_weight_percent{canary="beta"} 5\n',
+    );
+    expect(prometheus).toContain("gray_rules_revision 1764480000123\n");
+    expect(prometheus).toContain("gray_rules_problem 1\n");
   });
 });
 
@@ -66,14 +95,14 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       for (let i = 0; i < 3; i++) expect((await get(`${ctx.router.url}/slow`, { from: "127.0.5.2" })).status).toBe(200);
       expect((await get(`${ctx.router.url}/fail`, { from: "127.0.5.2" })).status).toBe(500);
       const s = await fetchStatus(ctx.router.statusUrl);
-      expect(s.routes.stable.requests).toBe(5);
-      expect(s.routes.stable.responses_5xx).toBe(0);
-      expect(s.routes.canary.requests).toBe(4);
-      expect(s.routes.canary.responses_5xx).toBe(1);
+      expect(s.routes.stable!.requests).toBe(5);
+      expect(s.routes.stable!.responses_5xx).toBe(0);
+      expect(s.routes.canary!.requests).toBe(4);
+      expect(s.routes.canary!.responses_5xx).toBe(1);
       // nginx reports upstream times in milliseconds; the slow answers bound the canary's sum from below.
-      expect(s.routes.canary.upstream_seconds).toBeGreaterThanOrEqual(3 * SLOW_BACKEND_S - 0.003);
-      expect(s.routes.canary.upstream_seconds).toBeLessThan(3 * SLOW_BACKEND_S + 0.5);
-      expect(s.routes.stable.upstream_seconds).toBeLessThan(0.5);
+      expect(s.routes.canary!.upstream_seconds).toBeGreaterThanOrEqual(3 * SLOW_BACKEND_S - 0.003);
+      expect(s.routes.canary!.upstream_seconds).toBeLessThan(3 * SLOW_BACKEND_S + 0.5);
+      expect(s.routes.stable!.upstream_seconds).toBeLessThan(0.5);
       expect(s.rules.ip).toBe(4);
       expect(s.rules.none).toBe(5);
       expect(s.store.misses).toBeGreaterThanOrEqual(2);
@@ -91,13 +120,13 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       // The same counts as the JSON (nothing is routed in between).
       const s = await fetchStatus(ctx.router.statusUrl);
       expect(reply.body).toMatch(
-        new RegExp(`^gray_requests_total\\{route="stable"\\} ${s.routes.stable.requests}$`, "m"),
+        new RegExp(`^gray_requests_total\\{route="stable"\\} ${s.routes.stable!.requests}$`, "m"),
       );
       expect(reply.body).toMatch(
-        new RegExp(`^gray_requests_total\\{route="canary"\\} ${s.routes.canary.requests}$`, "m"),
+        new RegExp(`^gray_requests_total\\{route="canary"\\} ${s.routes.canary!.requests}$`, "m"),
       );
       expect(reply.body).toMatch(new RegExp(`^gray_store_lookups_total\\{result="hits"\\} ${s.store.hits}$`, "m"));
-      expect(s.routes.stable.requests).toBeGreaterThan(0);
+      expect(s.routes.stable!.requests).toBeGreaterThan(0);
       expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
     });
 
@@ -150,7 +179,7 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       await sleep(1100); // counters reach the dict once a second
       const s = await fetchStatus(ctx.router.statusUrl);
       expect(s.rules.none).toBeGreaterThanOrEqual(summary.sent + more.sent);
-      expect(s.routes.stable.requests).toBe(0);
+      expect(s.routes.stable!.requests).toBe(0);
       // Store warnings may come and go on a busy machine (50 ms timeouts); this is about log().
       const warnings = ctx.router
         .errorLog()

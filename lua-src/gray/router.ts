@@ -286,7 +286,6 @@ export function status(): void {
     ranges: view.rangeCount,
     canaries,
     document: documentStatus(),
-    now: ngx.time(),
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,
     config,

@@ -90,6 +90,7 @@ let started = false;
 let loading = false;
 let nextTouchAt = 0;
 let nextWarnAt = 0;
+let lastWarned: string | undefined;
 let unroutableWarned: Record<string, boolean> = {};
 
 /** The canaries this router can send to: its options name them. */
@@ -156,11 +157,12 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   buildTargets(undefined);
 }
 
-/** Something is wrong with the store's copy: remembered for /gray/status, warned at most every few seconds. */
+/** Something is wrong with the store's copy: remembered for /gray/status, warned when it changes or at most every few seconds. */
 function problem(message: string): void {
-  lastError = message;
   const now = ngx_now();
-  if (now < nextWarnAt) return;
+  lastError = message;
+  if (message === lastWarned && now < nextWarnAt) return;
+  lastWarned = message;
   nextWarnAt = now + WARN_INTERVAL_S;
   ngx_log(ngx.WARN, "gray.router: ", message);
 }
@@ -397,13 +399,12 @@ export function routeOfUpstream(upstream: string): string | undefined {
 export function documentStatus(): DocumentStatus {
   return {
     revision: loaded?.pointer.revision,
+    age_s: loaded === undefined ? undefined : Math.max(0, Math.floor(ngx_time() - loaded.pointer.revision / 1000)),
     source: loaded?.source,
     loaded_at: loaded === undefined ? undefined : Math.floor(loaded.at),
     checked_at: checkedAt,
     bytes: loaded?.pointer.bytes ?? 0,
-    ips: loaded?.ips ?? 0,
-    users: loaded?.users ?? 0,
-    ranges: loaded?.ranges ?? 0,
+    entries: { ips: loaded?.ips ?? 0, ranges: loaded?.ranges ?? 0, users: loaded?.users ?? 0 },
     last_error: lastError,
     missing_since: missingSince,
   };

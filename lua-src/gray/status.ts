@@ -47,6 +47,8 @@ export interface RuleConfig {
 export interface DocumentStatus {
   /** undefined until a revision is loaded. */
   revision: number | undefined;
+  /** Seconds since that revision was written (revisions are times). */
+  age_s: number | undefined;
   /** Where the revision came from: memcached, or the shared dict's copy (a reload, a worker's first request). */
   source: string | undefined;
   /** Unix seconds. */
@@ -54,9 +56,7 @@ export interface DocumentStatus {
   /** The last time memcached answered a check of the pointer. */
   checked_at: number | undefined;
   bytes: number;
-  ips: number;
-  ranges: number;
-  users: number;
+  entries: { ips: number; ranges: number; users: number };
   /** What is wrong now (store down, document gone, a revision refused), undefined when nothing. */
   last_error: string | undefined;
   /** Since when memcached has lacked the loaded revision (it is being written back). */
@@ -84,8 +84,6 @@ export interface Status {
   ranges: number;
   canaries: Record<string, CanaryStatus>;
   document: DocumentStatus;
-  /** Unix seconds, for ages. */
-  now: number;
   /** The lua_shared_dict in use, or false when running uncached. */
   cache_dict: string | false;
   memcached: string;
@@ -139,22 +137,15 @@ function jsonOptional(value: string | number | undefined): string {
   return value === undefined ? "null" : typeof value === "string" ? jsonString(value) : `${value}`;
 }
 
-function jsonDocument(d: DocumentStatus, now: number): string {
+function jsonDocument(d: DocumentStatus): string {
   return jsonObject([
     ["revision", jsonOptional(d.revision)],
-    ["age_s", jsonOptional(d.revision === undefined ? undefined : Math.max(0, Math.floor(now - d.revision / 1000)))],
+    ["age_s", jsonOptional(d.age_s)],
     ["source", jsonOptional(d.source)],
     ["loaded_at", jsonOptional(d.loaded_at)],
     ["checked_at", jsonOptional(d.checked_at)],
     ["bytes", `${d.bytes}`],
-    [
-      "entries",
-      jsonObject([
-        ["ips", `${d.ips}`],
-        ["ranges", `${d.ranges}`],
-        ["users", `${d.users}`],
-      ]),
-    ],
+    ["entries", jsonCounts(d.entries, ["ips", "ranges", "users"])],
     ["last_error", jsonOptional(d.last_error)],
     ["missing_since", jsonOptional(d.missing_since)],
   ]);
@@ -215,7 +206,7 @@ export function statusJson(s: Status): string {
       ["weight", `${s.weight}`],
       ["ranges", `${s.ranges}`],
       ["canaries", jsonCanaries(s)],
-      ["document", jsonDocument(s.document, s.now)],
+      ["document", jsonDocument(s.document)],
       ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
       ["memcached", jsonString(s.memcached)],
       ["config", jsonConfig(s.config)],
@@ -285,9 +276,9 @@ export function statusPrometheus(s: Status): string {
     ["", `${d.revision ?? 0}`],
   ]);
   metric(lines, "gray_rules_entries", "gauge", "Entries of the rules revision in force, by kind.", [
-    ['{kind="ip"}', `${d.ips}`],
-    ['{kind="range"}', `${d.ranges}`],
-    ['{kind="user"}', `${d.users}`],
+    ['{kind="ip"}', `${d.entries.ips}`],
+    ['{kind="range"}', `${d.entries.ranges}`],
+    ['{kind="user"}', `${d.entries.users}`],
   ]);
   metric(lines, "gray_rules_problem", "gauge", "1 while the rules in memcached cannot be loaded or are missing.", [
     ["", d.last_error === undefined && d.missing_since === undefined ? "0" : "1"],
