@@ -4,7 +4,8 @@
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
- * memory: a worker's RSS over N requests. profile: where a worker's time goes, sampled with perf
+ * memory: a worker's RSS over N requests. rules: a large rules document loading under load (time,
+ * slowest request, memory). profile: where a worker's time goes, sampled with perf
  * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed.
  * Prints tables, writes the same as JSON under bench/results/, and exits 1 if a target is missed.
  */
@@ -27,6 +28,7 @@ import { type Bed, type RoundPlan, startNginx, startVariant, table } from "./mea
 import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
+import { documentLoads } from "./rules.ts";
 import { VARIANTS, type Variant } from "./variants.ts";
 
 const { values } = parseArgs({
@@ -35,7 +37,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,memory,profile,helpers" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers" },
     requests: { type: "string", default: "1000000" },
   },
 });
@@ -122,6 +124,47 @@ async function main(): Promise<number> {
           ]),
         ),
       );
+    }
+    if (PARTS.has("rules")) {
+      const loads = await documentLoads(bed, memcached, [10000, 100000, 1000000]);
+      result.rules = loads;
+      console.log(
+        "\nRules document: a revision written while wrk runs (8 connections, 1 worker); the load, and the slowest request against a run with nothing loading\n",
+      );
+      console.log(
+        table(
+          [
+            "entries",
+            "bytes (chunks)",
+            "loaded in (ms)",
+            "p99 / max ms, quiet",
+            "p99 / max ms, loading",
+            "worker RssAnon +MiB",
+          ],
+          loads.map((r) => [
+            r.entries.toLocaleString("en"),
+            `${r.bytes.toLocaleString("en")} (${r.chunks})`,
+            fmt(r.loadMs, 0),
+            `${fmt(r.quiet.p99Ms)} / ${fmt(r.quiet.maxMs)}`,
+            `${fmt(r.loading.p99Ms)} / ${fmt(r.loading.maxMs)}`,
+            fmt(r.workerKib / 1024, 1),
+          ]),
+        ),
+      );
+      const hundredK = loads.find((r) => r.entries === 100000);
+      if (hundredK) {
+        targets.push({
+          name: "100,000 entries load in ≤ 1 s (ms)",
+          value: hundredK.loadMs,
+          met: hundredK.loadMs <= 1000,
+        });
+        const extra = hundredK.loading.maxMs - hundredK.quiet.maxMs;
+        targets.push({
+          name: "slowest request while 100,000 load: ≤ 20 ms over the quiet run's (ms)",
+          value: extra,
+          met: extra <= 20,
+        });
+      }
     }
     if (PARTS.has("memory")) {
       const runs = [];

@@ -8,6 +8,8 @@ export interface WrkResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** The slowest request of the run. */
+  maxMs: number;
   requests: number;
   /** Socket errors and non-2xx/3xx responses wrk counted. */
   errors: number;
@@ -33,13 +35,22 @@ export function parseWrk(out: string): WrkResult {
   const p50 = /^\s+50%\s+(\S+)$/m.exec(out);
   const p99 = /^\s+99%\s+(\S+)$/m.exec(out);
   const total = /(\d+) requests in/.exec(out);
-  if (!rps || !p50 || !p99 || !total) throw new Error(`wrk output not understood:\n${out}`);
+  // "Latency   1.20ms  300.00us  14.39ms  81.96%": average, deviation, max, share within one deviation.
+  const latency = /^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(out);
+  if (!rps || !p50 || !p99 || !total || !latency) throw new Error(`wrk output not understood:\n${out}`);
   let errors = 0;
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   if (socket) errors += socket.slice(1).reduce((n, v) => n + Number(v), 0);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (non2xx) errors += Number(non2xx[1]);
-  return { rps: Number(rps[1]), p50Ms: ms(p50[1]!), p99Ms: ms(p99[1]!), requests: Number(total[1]), errors };
+  return {
+    rps: Number(rps[1]),
+    p50Ms: ms(p50[1]!),
+    p99Ms: ms(p99[1]!),
+    maxMs: ms(latency[1]!),
+    requests: Number(total[1]),
+    errors,
+  };
 }
 
 const scriptDir = mkdtempSync(join(tmpdir(), "gray-wrk-"));
