@@ -44,6 +44,8 @@ export interface RouterStackOptions {
   /** Upstream servers of each version ("host:port" plus parameters, e.g. "down"); default: the stack's own backends. */
   stable?: string[];
   canary?: string[];
+  /** More canaries by name, each a backend answering its name, added to the `canaries` option. */
+  canaries?: string[];
   /** Proxy settings of @client and @client_test (default DEFAULT_PROXY). */
   proxy?: string[];
   /** false: no log_by_lua line, as a conf without route counters has. */
@@ -66,6 +68,7 @@ export type StackExtras = Pick<
   | "reuseport"
   | "stable"
   | "canary"
+  | "canaries"
   | "proxy"
   | "counters"
   | "pattern"
@@ -80,6 +83,8 @@ export interface StackPorts {
   stable: number;
   canary: number;
   extra: number;
+  /** The backends of the stack's extra canaries, by name. */
+  canaries: Record<string, number>;
 }
 
 /** How long a backend's /slow location takes to answer. */
@@ -107,9 +112,13 @@ export function renderStackConf(
   extra: StackExtras = {},
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
+  const names = extra.canaries ?? [];
+  const canaryOption =
+    names.length === 0 ? {} : { canaries: Object.fromEntries(names.map((n) => [n, {} as Record<string, LuaValue>])) };
   const site = renderSite({
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
-    options: { ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
+    options: { ...canaryOption, ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
+    canaries: Object.fromEntries(names.map((n) => [n, [`127.0.0.1:${ports.canaries[n]}`]])),
     listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) =>
       extra.reuseport ? `${l} reuseport` : l,
     ),
@@ -133,6 +142,7 @@ export function renderStackConf(
       "",
       ...backend("stable", ports.stable),
       ...backend("canary", ports.canary),
+      ...names.flatMap((n) => backend(n, ports.canaries[n]!)),
       ...(extra.httpExtra?.(ports) ?? []),
     ],
   });
@@ -152,7 +162,9 @@ export class RouterStack {
       stable: await freePort(),
       canary: await freePort(),
       extra: await freePort(),
+      canaries: {} as Record<string, number>,
     };
+    for (const name of config.canaries ?? []) ports.canaries[name] = await freePort();
     const conf = renderStackConf(config.runtime, config.memcached, ports, config.options, config);
     const nginx = NginxServer.prepare(conf, ports.router);
     try {

@@ -33,6 +33,11 @@ export interface RouterSite {
   /** Upstream servers ("host:port" plus parameters) of the stable and the canary version. */
   stable: string[];
   canary: string[];
+  /**
+   * More canaries by name, each with its servers: an upstream {} block and a named location (@name)
+   * each, the defaults of the `canaries` option (which the caller sets).
+   */
+  canaries?: Record<string, string[]>;
   /** Proxy settings shared by @client and @client_test. */
   proxy?: string[];
   /** Extra directives inside the server block. */
@@ -115,6 +120,15 @@ export function renderSite(site: RouterSite): string[] {
     ),
     "    keepalive 32;",
     "}",
+    ...Object.entries(site.canaries ?? {}).flatMap(([name, servers]) => [
+      `upstream ${name} {`,
+      ...indent(
+        servers.map((s) => `server ${s};`),
+        "    ",
+      ),
+      "    keepalive 32;",
+      "}",
+    ]),
     "",
     "server {",
     ...indent(
@@ -130,7 +144,12 @@ export function renderSite(site: RouterSite): string[] {
           '    log_by_lua_block { require("gray.router").log() }',
           "",
         ]),
-    ...indent(site.pattern === "upstream" ? upstreamLocations(proxy, c) : execLocations(proxy, c), "    "),
+    ...indent(
+      site.pattern === "upstream"
+        ? upstreamLocations(proxy, c)
+        : execLocations(proxy, c, Object.keys(site.canaries ?? {})),
+      "    ",
+    ),
     "",
     ...indent(c("Live counters: JSON, or Prometheus text with ?format=prometheus; `gray status` reads it."), "    "),
     "    location = /gray/status {",
@@ -162,7 +181,7 @@ function upstreamLocations(proxy: string[], c: (...lines: string[]) => string[])
 }
 
 /** route() ends with ngx.exec to @client or @client_test, as in the original recipe. */
-function execLocations(proxy: string[], c: (...lines: string[]) => string[]): string[] {
+function execLocations(proxy: string[], c: (...lines: string[]) => string[], canaries: string[]): string[] {
   return [
     ...c("Every request is routed here; route() ends with ngx.exec to one of the locations below."),
     "location / {",
@@ -177,6 +196,12 @@ function execLocations(proxy: string[], c: (...lines: string[]) => string[]): st
     ...indent(proxy, "    "),
     "    proxy_pass http://client_test;",
     "}",
+    ...canaries.flatMap((name) => [
+      `location @${name} {`,
+      ...indent(proxy, "    "),
+      `    proxy_pass http://${name};`,
+      "}",
+    ]),
   ];
 }
 

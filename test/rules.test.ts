@@ -1,18 +1,30 @@
 /** The decision rules and their parsers, as JavaScript (the same code runs as Lua in nginx). */
 import { describe, expect, it } from "vitest";
 import { anyCidrContains, type Cidr, formatAddress, parseAddress, parseCidr } from "../lua-src/gray/ip.ts";
+import { BUCKETS, type RulesDocument, buildView, parseDocument } from "../lua-src/gray/document.ts";
 import { buildRanges, parseRangeList, rangesContain } from "../lua-src/gray/ranges.ts";
-import {
-  type Lookups,
-  type RuleOptions,
-  cookieValue,
-  decide,
-  inWeight,
-  isUserId,
-  liveWeight,
-  parseWeight,
-} from "../lua-src/gray/rules.ts";
+import { type Lookups, type RuleOptions, cookieValue, decide, isUserId, parseWeight } from "../lua-src/gray/rules.ts";
 import { hashText } from "../node-src/cli/explain.ts";
+
+/** A document from its entry lines, with the canaries given as `name buckets` pairs. */
+function documentOf(canaries: string[], entries: string[]): RulesDocument {
+  const count = (kind: string) => entries.filter((e) => e.startsWith(`${kind} `)).length;
+  const text = [
+    `gray-rules 1 1700000000000 ${count("ip")} ${count("range")} ${count("user")}`,
+    ...canaries.map((c) => `canary ${c} - -`),
+    ...entries,
+    `end ${entries.length}`,
+    "",
+  ].join("\n");
+  const doc = parseDocument(text);
+  if (typeof doc === "string") throw new Error(doc);
+  return doc;
+}
+
+/** The default canary owning the first `weight` percent of the buckets, as `gray weight` from 0 gives it. */
+function inWeight(hash: number, weight: number): boolean {
+  return hash % BUCKETS < weight * (BUCKETS / 100);
+}
 
 describe("cookieValue", () => {
   const cases: [string, string, string | undefined][] = [
@@ -67,11 +79,6 @@ describe("weights", () => {
       "Infinity",
     ])
       expect(parseWeight(w), w).toBeUndefined();
-  });
-  it("falls back to the configured weight when the stored one is absent or bad", () => {
-    expect(liveWeight(undefined, 7)).toBe(7);
-    expect(liveWeight("junk", 7)).toBe(7);
-    expect(liveWeight("30", 7)).toBe(30);
   });
   it("is monotonic: raising the weight only moves clients to canary", () => {
     const steps = [0, 0.5, 1, 5, 10, 12.5, 25, 50, 75, 99.9, 100];
@@ -143,65 +150,111 @@ describe("decide", () => {
     override_cookie: "gray",
     user_header: "X-User",
     user_cookie: "uid",
+    ip_keys: true,
   };
-  function lookups(flags: Record<string, string>, weight = 0, ranges: string[] = []): Lookups & { asked: string[] } {
+  const NOW = 1700000000;
+  const ROUTABLE = ["canary", "beta"];
+  /** Lookups over a document (none: the configured weight) and seed keys, recording the seed keys asked. */
+  function lookups(
+    seeds: Record<string, string>,
+    doc?: RulesDocument,
+    configured: { weight?: number; ranges?: string[] } = {},
+  ): Lookups & { asked: string[] } {
     const asked: string[] = [];
-    return {
-      asked,
-      flag: (k) => (asked.push(k), flags[k]),
-      globals: () => ({ ranges: buildRanges(ranges.map((r) => parseCidr(r)!)), weight }),
-      hash: hashText,
-    };
+    const view = buildView(
+      doc,
+      (configured.ranges ?? []).map((r) => parseCidr(r)!),
+      configured.weight ?? 0,
+      ROUTABLE,
+      NOW,
+    );
+    return { asked, flag: (k) => (asked.push(k), seeds[k]), view: () => view, now: () => NOW, hash: hashText };
   }
+  const ip = "203.0.113.1";
 
-  it("override always/never decides before any store lookup", () => {
+  it("override always/never/<canary> decides before any store lookup", () => {
     const look = lookups({ "p:203.0.113.1": "1" });
-    expect(decide(o, look, "203.0.113.1", "never", undefined, undefined)).toEqual({ canary: false, rule: "override" });
-    expect(decide(o, look, "203.0.113.1", undefined, undefined, "gray=always")).toEqual({
-      canary: true,
-      rule: "override",
-    });
+    expect(decide(o, look, ip, "never", undefined, undefined)).toEqual({ route: "stable", rule: "override" });
+    expect(decide(o, look, ip, undefined, undefined, "gray=always")).toEqual({ route: "canary", rule: "override" });
+    expect(decide(o, look, ip, "beta", undefined, undefined)).toEqual({ route: "beta", rule: "override" });
     expect(look.asked).toEqual([]);
   });
-  it("an override header that is neither value falls back to the cookie", () => {
-    expect(decide(o, lookups({}), "203.0.113.1", "maybe", undefined, "gray=always").rule).toBe("override");
+  it("an override naming no canary this router knows falls back to the cookie, then to the rules", () => {
+    expect(decide(o, lookups({}), ip, "maybe", undefined, "gray=always").rule).toBe("override");
+    expect(decide(o, lookups({}), ip, "gamma", undefined, undefined).rule).toBe("none");
   });
-  it("user, then IP, then range, then weight", () => {
-    expect(
-      decide(o, lookups({ "p:uid:alice": "1", "p:203.0.113.1": "1" }), "203.0.113.1", undefined, "alice", undefined)
-        .rule,
-    ).toBe("user");
-    expect(
-      decide(
-        o,
-        lookups({ "p:203.0.113.1": "1" }, 100, ["203.0.113.0/24"]),
-        "203.0.113.1",
-        undefined,
-        "alice",
-        undefined,
-      ).rule,
-    ).toBe("ip");
-    expect(decide(o, lookups({}, 100, ["203.0.113.0/24"]), "203.0.113.1", undefined, undefined, undefined).rule).toBe(
-      "range",
+  it("user, then IP, then range, then weight, each naming its canary", () => {
+    const doc = documentOf(
+      ["canary 0+100000", "beta -"],
+      ["user alice beta 0", `ip ${ip} beta 0`, "range 203.0.113.0/24 beta 0"],
     );
-    expect(decide(o, lookups({}, 100), "203.0.113.1", undefined, undefined, undefined)).toEqual({
-      canary: true,
+    expect(decide(o, lookups({}, doc), ip, undefined, "alice", undefined)).toEqual({ route: "beta", rule: "user" });
+    expect(decide(o, lookups({}, doc), ip, undefined, "bob", undefined)).toEqual({ route: "beta", rule: "ip" });
+    expect(decide(o, lookups({}, doc), "203.0.113.2", undefined, undefined, undefined)).toEqual({
+      route: "beta",
+      rule: "range",
+    });
+    expect(decide(o, lookups({}, doc), "198.51.100.1", undefined, undefined, undefined)).toEqual({
+      route: "canary",
       rule: "weight",
     });
-    expect(decide(o, lookups({}, 0), "203.0.113.1", undefined, undefined, undefined)).toEqual({
-      canary: false,
+    expect(decide(o, lookups({}), "198.51.100.1", undefined, undefined, undefined)).toEqual({
+      route: "stable",
       rule: "none",
     });
   });
-  it("an invalid user id never reaches the store; the cookie's valid id is used instead", () => {
-    const look = lookups({ "p:uid:bob": "1" });
-    expect(decide(o, look, "203.0.113.1", undefined, "a b", "uid=bob").rule).toBe("user");
-    expect(look.asked).toEqual(["p:uid:bob"]);
+  it("a seed key with canary_value (or a canary's name) flags the IP only while ip_keys is on", () => {
+    expect(decide(o, lookups({ "p:203.0.113.1": "1" }), ip, undefined, undefined, undefined).route).toBe("canary");
+    expect(decide(o, lookups({ "p:203.0.113.1": "beta" }), ip, undefined, undefined, undefined).route).toBe("beta");
+    expect(decide(o, lookups({ "p:203.0.113.1": "0" }), ip, undefined, undefined, undefined).route).toBe("stable");
+    const off = lookups({ "p:203.0.113.1": "1" });
+    expect(decide({ ...o, ip_keys: false }, off, ip, undefined, undefined, undefined).route).toBe("stable");
+    expect(off.asked).toEqual([]);
+  });
+  it("the document answers before the seed key is asked", () => {
+    const look = lookups({}, documentOf(["canary -"], [`ip ${ip} canary 0`]));
+    expect(decide(o, look, ip, undefined, undefined, undefined).rule).toBe("ip");
+    expect(look.asked).toEqual([]);
+  });
+  it("expired entries and entries naming a canary this router cannot send to stay on stable", () => {
+    const doc = documentOf(
+      ["canary -", "gamma 0+100000"],
+      [`ip ${ip} canary ${NOW}`, "ip 203.0.113.2 canary " + (NOW + 1), "ip 203.0.113.3 gamma 0", "user carol canary 1"],
+    );
+    const look = lookups({}, doc);
+    expect(decide(o, look, ip, undefined, undefined, undefined).route).toBe("stable");
+    expect(decide(o, look, "203.0.113.2", undefined, undefined, undefined).route).toBe("canary");
+    expect(decide(o, look, "203.0.113.3", undefined, undefined, undefined).route).toBe("stable");
+    expect(decide(o, look, "203.0.113.4", undefined, "carol", undefined).route).toBe("stable");
+  });
+  it("configured ranges go to the default canary; the configured weight holds until a document exists", () => {
+    const look = lookups({}, undefined, { weight: 100, ranges: ["203.0.113.0/24"] });
+    expect(decide(o, look, ip, undefined, undefined, undefined)).toEqual({ route: "canary", rule: "range" });
+    expect(decide(o, look, "198.51.100.1", undefined, undefined, undefined).rule).toBe("weight");
+    const withDoc = lookups({}, documentOf(["canary -"], []), { weight: 100, ranges: ["203.0.113.0/24"] });
+    expect(decide(o, withDoc, ip, undefined, undefined, undefined).rule).toBe("range");
+    expect(decide(o, withDoc, "198.51.100.1", undefined, undefined, undefined).rule).toBe("none");
+  });
+  it("an invalid user id is never used; the cookie's valid id is", () => {
+    const look = lookups({}, documentOf(["canary -"], ["user bob canary 0"]));
+    expect(decide(o, look, ip, undefined, "a b", "uid=bob").rule).toBe("user");
   });
   it("the weight pick hashes the user id when there is one, so a user keeps the version across addresses", () => {
-    const ip = Array.from({ length: 200 }, (_, i) => `203.0.113.${i}`).find((a) => !inWeight(hashText(a), 50))!;
+    const half = documentOf(["canary 0+50000"], []);
+    const stableIp = Array.from({ length: 200 }, (_, i) => `203.0.113.${i}`).find((a) => !inWeight(hashText(a), 50))!;
     const user = Array.from({ length: 200 }, (_, i) => `user${i}`).find((u) => inWeight(hashText(u), 50))!;
-    expect(decide(o, lookups({}, 50), ip, undefined, user, undefined).rule).toBe("weight");
-    expect(decide(o, lookups({}, 50), ip, undefined, undefined, undefined).rule).toBe("none");
+    expect(decide(o, lookups({}, half), stableIp, undefined, user, undefined).rule).toBe("weight");
+    expect(decide(o, lookups({}, half), stableIp, undefined, undefined, undefined).rule).toBe("none");
+  });
+  it("two canaries split by their buckets, and a client's canary is the one owning its bucket", () => {
+    const doc = documentOf(["canary 0+10000,30000+5000", "beta 10000+20000"], []);
+    const look = lookups({}, doc);
+    for (let i = 0; i < 2000; i++) {
+      const client = `10.1.${i >> 8}.${i & 255}`;
+      const bucket = hashText(client) % BUCKETS;
+      const want =
+        bucket < 10000 || (bucket >= 30000 && bucket < 35000) ? "canary" : bucket < 30000 ? "beta" : "stable";
+      expect(decide(o, look, client, undefined, undefined, undefined).route, client).toBe(want);
+    }
   });
 });

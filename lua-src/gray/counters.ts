@@ -6,10 +6,8 @@
 import type { Rule } from "./rules.ts";
 import { RULES } from "./rules.ts";
 import {
-  ROUTES,
   ROUTE_FIELDS,
   type RouteCounts,
-  type RouteName,
   STORE_ERROR_FIELDS,
   STORE_FIELDS,
   type StoreCounts,
@@ -23,23 +21,37 @@ const FLUSH_INTERVAL_S = 1;
  * Each slot's dict key has a space, which keeps it apart from cached memcached keys (they cannot contain one).
  */
 const names: string[] = [];
+/** This worker's counts not yet in the dict, by slot. */
+const pending: number[] = [];
 function slot(group: string, field: string): number {
   names.push(`gray ${group} ${field}`);
+  pending.push(0);
   return names.length - 1;
 }
 
-function routeSlots(route: RouteName): Record<keyof RouteCounts, number> {
-  return {
-    requests: slot(route, "requests"),
-    responses_5xx: slot(route, "responses_5xx"),
-    upstream_seconds: slot(route, "upstream_seconds"),
-  };
+export type RouteSlots = Record<keyof RouteCounts, number>;
+
+/** Route counters by route name ("stable" and each canary), made by useRoutes(). */
+let routeSlots: Record<string, RouteSlots> = {};
+let routeNames: string[] = [];
+
+/** Counters for these routes (configure() names them; slots of routes dropped by a reload stay, unused). */
+export function useRoutes(routes: string[]): void {
+  const known = routeSlots;
+  routeSlots = {};
+  routeNames = routes;
+  for (const route of routes) {
+    routeSlots[route] = known[route] ?? {
+      requests: slot(`route ${route}`, "requests"),
+      responses_5xx: slot(`route ${route}`, "responses_5xx"),
+      upstream_seconds: slot(`route ${route}`, "upstream_seconds"),
+    };
+  }
 }
 
-export const ROUTE_COUNTER: Record<RouteName, Record<keyof RouteCounts, number>> = {
-  stable: routeSlots("stable"),
-  canary: routeSlots("canary"),
-};
+export function routeCounter(route: string): RouteSlots | undefined {
+  return routeSlots[route];
+}
 export const RULE_COUNTER = {} as Record<Rule, number>;
 for (const rule of RULES) RULE_COUNTER[rule] = slot("rule", rule);
 export const STORE_COUNTER = {} as Record<keyof StoreCounts, number>;
@@ -49,8 +61,6 @@ for (const field of STORE_ERROR_FIELDS) STORE_ERROR_COUNTER[field] = slot("store
 export const EVICTION_COUNTER = slot("cache", "evictions");
 
 let dict: SharedDict | undefined;
-/** This worker's counts not yet in the dict, by slot. */
-const pending: number[] = names.map(() => 0);
 let timerStarted = false;
 
 function flush(): void {
@@ -92,17 +102,18 @@ function read(counter: number): number {
 
 /** Totals over all workers: this worker's are flushed first, the others' are at most a second old. */
 export function totals(): {
-  routes: Record<RouteName, RouteCounts>;
+  routes: Record<string, RouteCounts>;
+  route_names: string[];
   rules: Record<Rule, number>;
   store: StoreCounts;
   store_errors: StoreErrorCounts;
   cache_evictions: number;
 } {
   flush();
-  const routes = {} as Record<RouteName, RouteCounts>;
-  for (const route of ROUTES) {
+  const routes: Record<string, RouteCounts> = {};
+  for (const route of routeNames) {
     const counts = {} as RouteCounts;
-    for (const field of ROUTE_FIELDS) counts[field] = read(ROUTE_COUNTER[route][field]);
+    for (const field of ROUTE_FIELDS) counts[field] = read(routeSlots[route]![field]);
     routes[route] = counts;
   }
   const rules = {} as Record<Rule, number>;
@@ -111,5 +122,12 @@ export function totals(): {
   for (const field of STORE_FIELDS) store[field] = read(STORE_COUNTER[field]);
   const storeErrors = {} as StoreErrorCounts;
   for (const field of STORE_ERROR_FIELDS) storeErrors[field] = read(STORE_ERROR_COUNTER[field]);
-  return { routes, rules, store, store_errors: storeErrors, cache_evictions: read(EVICTION_COUNTER) };
+  return {
+    routes,
+    route_names: routeNames,
+    rules,
+    store,
+    store_errors: storeErrors,
+    cache_evictions: read(EVICTION_COUNTER),
+  };
 }

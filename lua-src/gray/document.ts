@@ -12,7 +12,7 @@
  * the same millisecond off each other's chunks; each chunk's CRC-32 proves it is the one meant.
  *
  * The text, printable ASCII, one record per line, fields separated by one space:
- *   gray-rules 1 <revision>
+ *   gray-rules 1 <revision> <ips> <ranges> <users>      the counts let a reader size its tables once
  *   stable <upstream|-> <location|->                   targets a promote set (else the router's options)
  *   canary <name> <buckets|-> <upstream|-> <location|-> buckets: "<start>+<count>,..." in the order taken
  *   history <revision> <at> <by> <pointer|-> <change>  newest first; pointer of an older revision, with ':' for ' '
@@ -21,7 +21,7 @@
  *   user <id> <canary> <expires>
  *   end <entries>                                      the number of ip/range/user lines: a cut text is caught
  */
-import { parseCidr } from "./ip.ts";
+import { type Cidr, parseCidr } from "./ip.ts";
 import { type RangeSet, buildRanges } from "./ranges.ts";
 import { alnumOr } from "./text.ts";
 
@@ -206,12 +206,15 @@ function isPrintable(line: string): boolean {
 }
 
 /**
- * Reads a document text in slices, so a router can yield between them. Lenient where a wrong
- * value can do no harm (an address key that is not an address never matches a client), strict
- * where it could (numbers, canary names, CIDRs); `strict` (the CLI) checks addresses and ids too.
+ * Reads a document in slices, chunk after chunk (chunks hold whole lines), so a router can yield
+ * between slices. Lenient where a wrong value can do no harm (an address or user key that is not
+ * one never matches a client), strict where it could (numbers, canary names, CIDRs); `check` (the
+ * CLI's) judges addresses and ids too, and only printable ASCII is accepted then.
  */
 export class DocumentReader {
-  readonly doc = emptyDocument();
+  // Not readonly: the first line's counts may size its tables.
+  private doc = emptyDocument();
+  private text = "";
   private offset = 0;
   private line = 0;
   private ended = false;
@@ -219,9 +222,14 @@ export class DocumentReader {
   /** Why the text is refused, once it is. */
   failure: string | undefined;
 
+  /**
+   * @param check judges each entry's subject (the CLI's strict reading); undefined in the router.
+   * @param sized makes a table for that many entries: the router's are made full size at once, since
+   * growing one past 65,536 entries rehashes it all in one go, a pause of 10–20 ms.
+   */
   constructor(
-    private readonly text: string,
     private readonly check: ((kind: string, subject: string) => boolean) | undefined,
+    private readonly sized?: (entries: number) => Record<string, string>,
   ) {}
 
   private fail(why: string): false {
@@ -229,7 +237,13 @@ export class DocumentReader {
     return false;
   }
 
-  /** Reads up to `lines` more lines; true while there is more to read and nothing is wrong. */
+  /** The next chunk of text to read; the one before must have been read to its end. */
+  feed(text: string): void {
+    this.text = text;
+    this.offset = 0;
+  }
+
+  /** Reads up to `lines` more lines of the current chunk; true while there is more of it to read and nothing is wrong. */
   step(lines: number): boolean {
     const text = this.text;
     for (let n = 0; n < lines; n++) {
@@ -257,14 +271,23 @@ export class DocumentReader {
   private record(line: string): boolean {
     const doc = this.doc;
     if (this.ended) return this.fail("text after the end line");
-    if (!isPrintable(line)) return this.fail("a character that is not printable ASCII");
+    if (this.check !== undefined && !isPrintable(line)) return this.fail("a character that is not printable ASCII");
     const kind = field(line, 0)!;
     if (this.line === 1) {
       const version = field(line, fieldEnd);
       const revision = field(line, fieldEnd);
-      if (kind !== "gray-rules" || version !== `${FORMAT}` || revision === undefined || !isDigits(revision))
+      const ips = field(line, fieldEnd);
+      const ranges = field(line, fieldEnd);
+      const users = field(line, fieldEnd);
+      if (kind !== "gray-rules" || version !== `${FORMAT}` || users === undefined || fieldEnd <= line.length)
         return this.fail(`not a gray-rules ${FORMAT} document`);
+      if (!isDigits(revision!) || !isDigits(ips!) || !isDigits(ranges!) || !isDigits(users))
+        return this.fail("the first line needs a revision and 3 counts");
       doc.revision = Number(revision);
+      if (this.sized !== undefined) {
+        doc.ips = this.sized(Number(ips));
+        doc.users = this.sized(Number(users));
+      }
       return true;
     }
     if (kind === "ip" || kind === "range" || kind === "user") return this.entry(kind, line);
@@ -348,7 +371,8 @@ export function parseDocument(
   text: string,
   check?: (kind: string, subject: string) => boolean,
 ): RulesDocument | string {
-  const reader = new DocumentReader(text, check);
+  const reader = new DocumentReader(check);
+  reader.feed(text);
   while (reader.step(100000)) {
     // keep reading
   }
@@ -383,14 +407,14 @@ export interface RulesView {
 
 /**
  * The view of a document (or of none: then the configured weight is the default canary's), with
- * the configured ranges added to the default canary's. Canaries not in `routable` are left out,
- * so an entry naming one the router cannot send to stays on stable.
+ * the configured ranges added to the default canary's. `routable` names the canaries the router
+ * can send to (its options'); the document's others are left out, so their entries stay on stable.
  */
 export function buildView(
   doc: RulesDocument | undefined,
-  configuredRanges: string[],
+  configuredRanges: Cidr[],
   configuredWeight: number,
-  routable: (canary: string) => boolean,
+  routable: string[],
   now: number,
 ): RulesView {
   const view: RulesView = {
@@ -406,13 +430,13 @@ export function buildView(
     owners: [],
     nextExpiry: 0,
   };
+  for (const name of routable) view.canaries[name] = true;
   const names = doc === undefined ? [DEFAULT_CANARY] : [...doc.canaryNames];
   if (names.indexOf(DEFAULT_CANARY) < 0) names.push(DEFAULT_CANARY);
   const intervals: number[][] = [];
   for (const name of names) {
-    if (!routable(name)) continue;
-    view.canaries[name] = true;
-    const cidrs = name === DEFAULT_CANARY ? configuredRanges.map((c) => parseCidr(c)!) : [];
+    if (view.canaries[name] !== true) continue;
+    const cidrs = name === DEFAULT_CANARY ? [...configuredRanges] : [];
     if (doc !== undefined) {
       for (const cidr in doc.ranges) {
         if (doc.ranges[cidr] !== name) continue;

@@ -1,16 +1,17 @@
 /**
- * The rules' lookups inside nginx. Per-client keys are cached in the lua_shared_dict (found
- * and absent alike) for cache_ttl_ms, shared by all workers; the weight and the range list
- * are kept per worker and re-read on the same period. A change made in memcached therefore
- * routes within cache_ttl_ms plus one round trip, on every worker.
- * When memcached fails, lookups answer from stale cache entries where there are any, else as
- * absent (stable), and the worker leaves the store alone for a moment.
+ * The rules' lookups inside nginx: the rules document from memory (snapshot.ts), and, with
+ * ip_keys, the per-IP keys of the original recipe. Those are cached in the lua_shared_dict (found
+ * and absent alike) for cache_ttl_ms, shared by all workers, so a key typed in telnet routes
+ * within cache_ttl_ms plus one round trip.
+ * When memcached fails, they answer from stale cache entries where there are any, else as
+ * absent, and the worker leaves the store alone for a moment.
  */
 import { EVICTION_COUNTER, STORE_COUNTER, STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { StoreErrorCounts } from "./status.ts";
 import type { RouterOptions } from "./options.ts";
-import { type Globals, type Lookups, RANGES_KEY, WEIGHT_KEY, liveRanges, liveWeight } from "./rules.ts";
-import { fetchFlag, fetchMany } from "./store.ts";
+import type { Lookups } from "./rules.ts";
+import { currentView } from "./snapshot.ts";
+import { fetchFlag } from "./store.ts";
 
 const ngx_now = ngx.now;
 const ngx_log = ngx.log;
@@ -29,13 +30,6 @@ let storeRetryAt = 0;
 let nextWarnAt = 0;
 let fallbacksSinceWarn = 0;
 
-let globalKeys: string[] = [];
-/** This worker's copy, updated in place: asking for it allocates nothing. */
-const globals = {} as Globals;
-let rangesText: string | undefined;
-let globalsDueAt = 0;
-let refreshing = false;
-
 export function installLookups(parsed: RouterOptions, zone: SharedDict | undefined): void {
   options = parsed;
   // Built once here, not per request: cosocket connect options for the pool.
@@ -43,11 +37,6 @@ export function installLookups(parsed: RouterOptions, zone: SharedDict | undefin
   dict = zone;
   ttl = parsed.cache_ttl_ms / 1000;
   storeRetryAt = 0;
-  globalKeys = [parsed.key_prefix + RANGES_KEY, parsed.key_prefix + WEIGHT_KEY];
-  rangesText = undefined;
-  globals.ranges = liveRanges(parsed.ranges, undefined);
-  globals.weight = parsed.weight;
-  globalsDueAt = 0;
 }
 
 function storeFailed(operation: keyof StoreErrorCounts, reason: string, now: number): void {
@@ -136,25 +125,4 @@ function flag(key: string): string | undefined {
   return value;
 }
 
-/** The weight and the range list, re-read when due; one request per worker does it, the others use the current values meanwhile. */
-function currentGlobals(): Globals {
-  const now = ngx_now();
-  if (now < globalsDueAt || refreshing || resting(now)) return globals;
-  refreshing = true;
-  const [values, failure] = fetchMany(options.memcached, connectOptions, globalKeys);
-  refreshing = false;
-  if (values === undefined) {
-    storeFailed("refresh", failure!, now);
-    return globals;
-  }
-  globalsDueAt = now + ttl;
-  const text = values.get(globalKeys[0]!);
-  if (text !== rangesText) {
-    rangesText = text;
-    globals.ranges = liveRanges(options.ranges, text);
-  }
-  globals.weight = liveWeight(values.get(globalKeys[1]!), options.weight);
-  return globals;
-}
-
-export const lookups: Lookups = { flag, globals: currentGlobals, hash: ngx.crc32_short };
+export const lookups: Lookups = { flag, view: currentView, now: ngx.time, hash: ngx.crc32_short };

@@ -16,12 +16,14 @@
 import { cast, typeof as ctypeOf } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
-import { RULE_COUNTER, ROUTE_COUNTER, count, totals, useDict } from "./counters.ts";
+import { RULE_COUNTER, count, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
+import { DEFAULT_CANARY, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
 import { DEFAULT_CACHE_DICT, type RouterOptions, parseOptions } from "./options.ts";
 import { decide } from "./rules.ts";
-import { type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
+import { currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
+import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
 /** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
 export const _VERSION = "0.2.0";
@@ -46,29 +48,14 @@ let userVar: string | undefined;
 let readCookies = false;
 let ruleHeader: string | undefined;
 let config!: RuleConfig;
-let inFlight = new LuaTable<number, boolean>();
+/** Routes by request, for log() (the exec pattern). */
+let inFlight = new LuaTable<number, string>();
 let inFlightCount = 0;
 /** log() has run in this worker; until it has, a full in-flight table means it never will. */
 let logSeen = false;
 /** Requests routed in this worker before log() first ran. */
 let unlogged = 0;
 let counting = true;
-
-/** Where a route hands requests on: a location for route(), an upstream {} block for route_upstream(). */
-interface RouteTarget {
-  location: string;
-  upstream: string;
-}
-let stableTarget!: RouteTarget;
-let canaryTarget!: RouteTarget;
-
-/**
- * The route's target. configure() gives the defaults; read through here, never as constants,
- * so a live rules document can name others (a promote swaps them) without touching callers.
- */
-function targetOf(canary: boolean): RouteTarget {
-  return canary ? canaryTarget : stableTarget;
-}
 
 /** Whether $gray_upstream can be written in this worker's conf: unknown until route_upstream() first tries. */
 const enum UpstreamVar {
@@ -92,8 +79,15 @@ function install(parsed: RouterOptions): void {
   userVar = headerVar(parsed.user_header);
   readCookies = parsed.override_cookie !== undefined || parsed.user_cookie !== undefined;
   ruleHeader = parsed.debug_header === undefined ? undefined : parsed.debug_header + "-Rule";
-  stableTarget = { location: parsed.stable_location, upstream: parsed.stable_upstream };
-  canaryTarget = { location: parsed.canary_location, upstream: parsed.canary_upstream };
+  installRules(parsed, dict);
+  const canaries: RuleConfig["canaries"] = {};
+  const routes = [STABLE, DEFAULT_CANARY];
+  for (const name in parsed.canaries) {
+    if (name === DEFAULT_CANARY) continue;
+    canaries[name] = parsed.canaries[name]!;
+    routes.push(name);
+  }
+  useRoutes(routes);
   config = {
     key_prefix: parsed.key_prefix,
     canary_value: parsed.canary_value,
@@ -103,6 +97,8 @@ function install(parsed: RouterOptions): void {
     user_cookie: parsed.user_cookie,
     ranges: parsed.ranges.map((c) => formatCidr(c)),
     weight: parsed.weight,
+    ip_keys: parsed.ip_keys,
+    canaries,
   };
 }
 
@@ -155,7 +151,7 @@ function logMissing(): boolean {
 }
 
 /** For the exec pattern: the route, kept for log() by request (ngx.ctx does not survive ngx.exec). */
-function remember(canary: boolean): void {
+function remember(route: string): void {
   // No counters without the dict, or without log(): nothing to remember for it.
   if (dict === undefined || !counting || logMissing()) return;
   const request = requestKey();
@@ -170,27 +166,27 @@ function remember(canary: boolean): void {
       ' routed requests were never logged; is log_by_lua_block { require("gray.router").log() } set for the locations route() sends to?',
     );
   }
-  inFlight.set(request, canary);
+  inFlight.set(request, route);
   inFlightCount++;
 }
 
 /** The route log() counts a request under: from $gray_upstream when route_upstream() set it, else from what route() remembered. */
-function loggedRoute(): boolean | undefined {
+function loggedRoute(): string | undefined {
   if (upstreamVar === UpstreamVar.Declared) {
     const upstream = ngx_var.gray_upstream;
-    if (upstream !== undefined && upstream !== "") return upstream === canaryTarget.upstream;
+    if (upstream !== undefined && upstream !== "") return routeOfUpstream(upstream);
   }
   const request = requestKey();
   if (request === undefined) return undefined;
-  const canary = inFlight.get(request);
-  if (canary === undefined) return undefined;
+  const route = inFlight.get(request);
+  if (route === undefined) return undefined;
   inFlight.delete(request);
   inFlightCount--;
-  return canary;
+  return route;
 }
 
-/** Decides the request's route, counts the rule and sets the debug headers. */
-function decideRequest(): boolean {
+/** Decides the request's route ("stable" or a canary's name), counts the rule and sets the debug headers. */
+function decideRequest(): string {
   const remoteAddr = ngx_var.remote_addr!;
   const ip =
     options.trusted_proxies.length === 0
@@ -204,21 +200,21 @@ function decideRequest(): boolean {
     userVar === undefined ? undefined : ngx_var[userVar],
     readCookies ? ngx_var.http_cookie : undefined,
   );
-  const canary = decision.canary;
+  const route = decision.route;
   count(RULE_COUNTER[decision.rule], 1);
   const header = options.debug_header;
   if (header !== undefined) {
-    ngx_header[header] = canary ? "canary" : "stable";
+    ngx_header[header] = route;
     ngx_header[ruleHeader!] = decision.rule;
   }
-  return canary;
+  return route;
 }
 
 /** The access handler of the ngx.exec pattern: decides, then ends the phase with an internal redirect to the route's location. */
 export function route(): void {
-  const canary = decideRequest();
-  remember(canary);
-  ngx_exec(targetOf(canary).location);
+  const route = decideRequest();
+  remember(route);
+  ngx_exec(targetOf(route).location);
 }
 
 function writeUpstreamVar(this: void, name: string): void {
@@ -252,9 +248,10 @@ export function route_upstream(): void {
 /** The log handler: counts the request under its route (requests, 5xx, upstream time). */
 export function log(): void {
   logSeen = true;
-  const canary = loggedRoute();
-  if (canary === undefined) return;
-  const counters = canary ? ROUTE_COUNTER.canary : ROUTE_COUNTER.stable;
+  const route = loggedRoute();
+  if (route === undefined) return;
+  const counters = routeCounter(route);
+  if (counters === undefined) return;
   count(counters.requests, 1);
   if (ngx.status >= 500) count(counters.responses_5xx, 1);
   const times = ngx_var.upstream_response_time;
@@ -273,11 +270,23 @@ export function status(): void {
     return;
   }
   const mc = options.memcached;
-  const { weight, ranges } = lookups.globals();
+  const view = currentView();
+  const canaries: Record<string, CanaryStatus> = {};
+  for (const name in options.canaries) {
+    const target = targetOf(name);
+    canaries[name] = { weight: 0, location: target.location, upstream: target.upstream };
+  }
+  for (let i = 0; i < view.owners.length; i++) {
+    const c = canaries[view.owners[i]!];
+    if (c !== undefined) c.weight += (view.ends[i]! - view.starts[i]!) / 1000;
+  }
   const snapshot: Status = {
     ...totals(),
-    weight,
-    ranges: ranges.size,
+    weight: canaries[DEFAULT_CANARY]!.weight,
+    ranges: view.rangeCount,
+    canaries,
+    document: documentStatus(),
+    now: ngx.time(),
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,
     config,

@@ -5,9 +5,6 @@
 import type { Rule } from "./rules.ts";
 import { RULES } from "./rules.ts";
 
-export type RouteName = "stable" | "canary";
-export const ROUTES: RouteName[] = ["stable", "canary"];
-
 export interface RouteCounts {
   requests: number;
   responses_5xx: number;
@@ -41,18 +38,54 @@ export interface RuleConfig {
   user_cookie?: string;
   ranges: string[];
   weight: number;
+  ip_keys: boolean;
+  /** The canaries besides the default one, as the `canaries` option names them. */
+  canaries: Record<string, { location: string; upstream: string }>;
+}
+
+/** The rules document as the worker that answers holds it. */
+export interface DocumentStatus {
+  /** undefined until a revision is loaded. */
+  revision: number | undefined;
+  /** Where the revision came from: memcached, or the shared dict's copy (a reload, a worker's first request). */
+  source: string | undefined;
+  /** Unix seconds. */
+  loaded_at: number | undefined;
+  /** The last time memcached answered a check of the pointer. */
+  checked_at: number | undefined;
+  bytes: number;
+  ips: number;
+  ranges: number;
+  users: number;
+  /** What is wrong now (store down, document gone, a revision refused), undefined when nothing. */
+  last_error: string | undefined;
+  /** Since when memcached has lacked the loaded revision (it is being written back). */
+  missing_since: number | undefined;
+}
+
+/** A canary in force: its weight and where it sends requests. */
+export interface CanaryStatus {
+  weight: number;
+  location: string;
+  upstream: string;
 }
 
 export interface Status {
-  routes: Record<RouteName, RouteCounts>;
+  routes: Record<string, RouteCounts>;
+  /** "stable", then the canaries, in the order routes are listed. */
+  route_names: string[];
   rules: Record<Rule, number>;
   store: StoreCounts;
   store_errors: StoreErrorCounts;
   /** Entries the full cache dict evicted to make room for a lookup's result (set()'s forcible). */
   cache_evictions: number;
-  /** The weight and the number of ranges in force now (configuration plus memcached). */
+  /** The default canary's weight, and the number of ranges in force now (configuration plus document). */
   weight: number;
   ranges: number;
+  canaries: Record<string, CanaryStatus>;
+  document: DocumentStatus;
+  /** Unix seconds, for ages. */
+  now: number;
   /** The lua_shared_dict in use, or false when running uncached. */
   cache_dict: string | false;
   memcached: string;
@@ -102,6 +135,48 @@ function jsonCounts<T>(counts: T, names: (keyof T)[]): string {
   return jsonObject(names.map((n) => [n as string, String(counts[n])]));
 }
 
+function jsonOptional(value: string | number | undefined): string {
+  return value === undefined ? "null" : typeof value === "string" ? jsonString(value) : `${value}`;
+}
+
+function jsonDocument(d: DocumentStatus, now: number): string {
+  return jsonObject([
+    ["revision", jsonOptional(d.revision)],
+    ["age_s", jsonOptional(d.revision === undefined ? undefined : Math.max(0, Math.floor(now - d.revision / 1000)))],
+    ["source", jsonOptional(d.source)],
+    ["loaded_at", jsonOptional(d.loaded_at)],
+    ["checked_at", jsonOptional(d.checked_at)],
+    ["bytes", `${d.bytes}`],
+    [
+      "entries",
+      jsonObject([
+        ["ips", `${d.ips}`],
+        ["ranges", `${d.ranges}`],
+        ["users", `${d.users}`],
+      ]),
+    ],
+    ["last_error", jsonOptional(d.last_error)],
+    ["missing_since", jsonOptional(d.missing_since)],
+  ]);
+}
+
+function jsonCanaries(s: Status): string {
+  const fields: string[][] = [];
+  for (const name of s.route_names) {
+    const c = s.canaries[name];
+    if (c === undefined) continue;
+    fields.push([
+      name,
+      jsonObject([
+        ["weight", `${c.weight}`],
+        ["location", jsonString(c.location)],
+        ["upstream", jsonString(c.upstream)],
+      ]),
+    ]);
+  }
+  return jsonObject(fields);
+}
+
 function jsonConfig(c: RuleConfig): string {
   const fields: string[][] = [
     ["key_prefix", jsonString(c.key_prefix)],
@@ -112,19 +187,35 @@ function jsonConfig(c: RuleConfig): string {
     if (value !== undefined) fields.push([name, jsonString(value)]);
   }
   fields.push(["ranges", `[${c.ranges.map((r) => jsonString(r)).join(",")}]`], ["weight", `${c.weight}`]);
+  fields.push(["ip_keys", c.ip_keys ? "true" : "false"]);
+  const canaries: string[][] = [];
+  for (const name in c.canaries) {
+    const t = c.canaries[name]!;
+    canaries.push([
+      name,
+      jsonObject([
+        ["location", jsonString(t.location)],
+        ["upstream", jsonString(t.upstream)],
+      ]),
+    ]);
+  }
+  // An empty object, not an empty list: cjson-free JSON that configure() reads back as a table.
+  fields.push(["canaries", jsonObject(canaries)]);
   return jsonObject(fields);
 }
 
 export function statusJson(s: Status): string {
   return (
     jsonObject([
-      ["routes", jsonObject(ROUTES.map((r) => [r, jsonCounts(s.routes[r], ROUTE_FIELDS)]))],
+      ["routes", jsonObject(s.route_names.map((r) => [r, jsonCounts(s.routes[r]!, ROUTE_FIELDS)]))],
       ["rules", jsonCounts(s.rules, RULES)],
       ["store", jsonCounts(s.store, STORE_FIELDS)],
       ["store_errors", jsonCounts(s.store_errors, STORE_ERROR_FIELDS)],
       ["cache_evictions", `${s.cache_evictions}`],
       ["weight", `${s.weight}`],
       ["ranges", `${s.ranges}`],
+      ["canaries", jsonCanaries(s)],
+      ["document", jsonDocument(s.document, s.now)],
       ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
       ["memcached", jsonString(s.memcached)],
       ["config", jsonConfig(s.config)],
@@ -139,7 +230,7 @@ function metric(lines: string[], name: string, type: string, help: string, sampl
 
 export function statusPrometheus(s: Status): string {
   const lines: string[] = [];
-  const byRoute = (field: keyof RouteCounts) => ROUTES.map((r) => [`{route="${r}"}`, `${s.routes[r][field]}`]);
+  const byRoute = (field: keyof RouteCounts) => s.route_names.map((r) => [`{route="${r}"}`, `${s.routes[r]![field]}`]);
   metric(lines, "gray_requests_total", "counter", "Requests answered, by route.", byRoute("requests"));
   metric(
     lines,
@@ -179,7 +270,28 @@ export function statusPrometheus(s: Status): string {
   metric(lines, "gray_cache_evictions_total", "counter", "Entries the full cache dict evicted to store a lookup.", [
     ["", `${s.cache_evictions}`],
   ]);
-  metric(lines, "gray_weight_percent", "gauge", "The canary weight in force.", [["", `${s.weight}`]]);
+  metric(lines, "gray_weight_percent", "gauge", "The default canary's weight in force.", [["", `${s.weight}`]]);
+  metric(
+    lines,
+    "gray_canary_weight_percent",
+    "gauge",
+    "Each canary's weight in force.",
+    s.route_names
+      .filter((r) => s.canaries[r] !== undefined)
+      .map((r) => [`{canary="${r}"}`, `${s.canaries[r]!.weight}`]),
+  );
+  const d = s.document;
+  metric(lines, "gray_rules_revision", "gauge", "The rules revision in force (0: none loaded).", [
+    ["", `${d.revision ?? 0}`],
+  ]);
+  metric(lines, "gray_rules_entries", "gauge", "Entries of the rules revision in force, by kind.", [
+    ['{kind="ip"}', `${d.ips}`],
+    ['{kind="range"}', `${d.ranges}`],
+    ['{kind="user"}', `${d.users}`],
+  ]);
+  metric(lines, "gray_rules_problem", "gauge", "1 while the rules in memcached cannot be loaded or are missing.", [
+    ["", d.last_error === undefined && d.missing_since === undefined ? "0" : "1"],
+  ]);
   metric(lines, "gray_ranges", "gauge", "Canary ranges in force (configured plus memcached).", [["", `${s.ranges}`]]);
   return lines.join("\n") + "\n";
 }

@@ -1,5 +1,5 @@
 /**
- * The store: memcached gets over a pooled cosocket, bounded by the configured timeout.
+ * The store: memcached over a pooled cosocket, each command bounded by the configured timeout.
  * A failure returns its message; the connection is then closed, never pooled half-read.
  * What the library throws is a failure too: a garbled reply such as "VALUE k 0 99999999999999999999"
  * makes its receive() raise "bad pattern argument", which would otherwise abort the request with a 500.
@@ -18,26 +18,43 @@ const memcached = loadMemcached();
 const keepKey: KeyTransform = (key) => key;
 const CLIENT_OPTIONS: MemcachedNewOptions = { key_transform: [keepKey, keepKey] };
 
-function open(
+/** What a session does with the connected client: (result, undefined), or (anything, failure). */
+type Work<A extends unknown[], T> = (
+  this: void,
+  client: MemcachedClient,
+  ...args: A
+) => LuaMultiReturn<[T | undefined, string | undefined]>;
+
+/**
+ * pcall for a Work: (true, result, failure), or (false, what it threw). Typed here because
+ * lua-types' pcall does not pass multiple results through.
+ */
+const guarded = pcall as unknown as <A extends unknown[], T>(
+  f: Work<A, T>,
+  client: MemcachedClient,
+  ...args: A
+) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
+
+/** Connects (or takes a pooled connection), runs the work, and pools the connection only when it succeeded. */
+function session<A extends unknown[], T>(
   options: MemcachedOptions,
   connect: MemcachedConnectOptions,
-): LuaMultiReturn<[MemcachedClient | undefined, string | undefined]> {
+  work: Work<A, T>,
+  ...args: A
+): LuaMultiReturn<[T | undefined, string | undefined]> {
   const [client, newError] = memcached.new(CLIENT_OPTIONS);
   if (client === undefined) return $multi(undefined, newError);
   client.set_timeout(options.timeout_ms);
   const [connected, connectError] = client.connect(options.host, options.port, connect);
   if (connected === undefined) return $multi(undefined, `connect: ${connectError}`);
-  return $multi(client, undefined);
+  const [ran, result, failure] = guarded(work, client, ...args);
+  if (!ran || failure !== undefined) {
+    client.close();
+    return $multi(undefined, ran ? failure : `${result}`);
+  }
+  client.set_keepalive(options.keepalive_ms, options.pool_size);
+  return $multi(result, undefined);
 }
-
-/**
- * pcall for a function returning (result, failure): (true, result, failure), or (false, what it
- * threw). Typed here because lua-types' pcall does not pass multiple results through.
- */
-const guarded = pcall as unknown as <A extends unknown[], T>(
-  f: (this: void, ...args: A) => LuaMultiReturn<[T | undefined, string | undefined]>,
-  ...args: A
-) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
 
 function getOne(
   this: void,
@@ -45,15 +62,57 @@ function getOne(
   key: string,
 ): LuaMultiReturn<[string | undefined, string | undefined]> {
   const [value, , getError] = client.get(key);
-  return $multi(value, getError);
+  return $multi(value, getError === undefined ? undefined : `get: ${getError}`);
 }
 
 function getMany(
   this: void,
   client: MemcachedClient,
   keys: string[],
-): LuaMultiReturn<[LuaTable<string, [string, string]> | undefined, string | undefined]> {
-  return client.get(keys);
+): LuaMultiReturn<[LuaTable<string, string> | undefined, string | undefined]> {
+  const [found, getError] = client.get(keys);
+  if (found === undefined) return $multi(undefined, `get: ${getError}`);
+  const values = new LuaTable<string, string>();
+  for (const [key, [value]] of found) values.set(key, value);
+  return $multi(values, undefined);
+}
+
+/**
+ * Writes the chunks with set, then the pointer with add (so that of several routers writing the same
+ * revision back, the first wins and the others change nothing): true when this one stored it.
+ */
+function writeBack(
+  this: void,
+  client: MemcachedClient,
+  chunks: [string, string][],
+  pointerKey: string,
+  pointer: string,
+): LuaMultiReturn<[boolean | undefined, string | undefined]> {
+  for (const [key, value] of chunks) {
+    const [stored, setError] = client.set(key, value);
+    if (stored === undefined) return $multi(undefined, `set ${key}: ${setError}`);
+  }
+  const [added, addError] = client.add(pointerKey, pointer);
+  if (added !== undefined) return $multi(true, undefined);
+  if (addError === "NOT_STORED") return $multi(false, undefined);
+  return $multi(undefined, `add ${pointerKey}: ${addError}`);
+}
+
+/** Touches each key (which also keeps it warm in memcached's LRU): the keys that were gone. */
+function touchAll(
+  this: void,
+  client: MemcachedClient,
+  keys: string[],
+): LuaMultiReturn<[string[] | undefined, string | undefined]> {
+  const gone: string[] = [];
+  for (const key of keys) {
+    const [touched, touchError] = client.touch(key, 0);
+    if (touched === undefined) {
+      if (touchError !== "NOT_FOUND") return $multi(undefined, `touch ${key}: ${touchError}`);
+      gone.push(key);
+    }
+  }
+  return $multi(gone, undefined);
 }
 
 /** The value stored under key: a string, or undefined on a miss; a failure is the second value. */
@@ -62,15 +121,7 @@ export function fetchFlag(
   connect: MemcachedConnectOptions,
   key: string,
 ): LuaMultiReturn<[string | undefined, string | undefined]> {
-  const [client, openError] = open(options, connect);
-  if (client === undefined) return $multi(undefined, openError);
-  const [ran, value, getError] = guarded(getOne, client, key);
-  if (!ran || getError !== undefined) {
-    client.close();
-    return $multi(undefined, `get: ${ran ? getError : value}`);
-  }
-  client.set_keepalive(options.keepalive_ms, options.pool_size);
-  return $multi(value, undefined);
+  return session(options, connect, getOne, key);
 }
 
 /** Several keys in one round trip: a table from each present key to its value. */
@@ -79,15 +130,23 @@ export function fetchMany(
   connect: MemcachedConnectOptions,
   keys: string[],
 ): LuaMultiReturn<[LuaTable<string, string> | undefined, string | undefined]> {
-  const [client, openError] = open(options, connect);
-  if (client === undefined) return $multi(undefined, openError);
-  const [ran, found, getError] = guarded(getMany, client, keys);
-  if (!ran || found === undefined) {
-    client.close();
-    return $multi(undefined, `get: ${ran ? getError : found}`);
-  }
-  client.set_keepalive(options.keepalive_ms, options.pool_size);
-  const values = new LuaTable<string, string>();
-  for (const [key, [value]] of found) values.set(key, value);
-  return $multi(values, undefined);
+  return session(options, connect, getMany, keys);
+}
+
+export function storeBack(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  chunks: [string, string][],
+  pointerKey: string,
+  pointer: string,
+): LuaMultiReturn<[boolean | undefined, string | undefined]> {
+  return session(options, connect, writeBack, chunks, pointerKey, pointer);
+}
+
+export function touchKeys(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  keys: string[],
+): LuaMultiReturn<[string[] | undefined, string | undefined]> {
+  return session(options, connect, touchAll, keys);
 }

@@ -18,6 +18,21 @@ interface SharedDict {
     exptime?: number,
     flags?: number,
   ): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  /** Stores only when there is room, evicting nothing: (false, "no memory") otherwise. */
+  safe_set(
+    this: SharedDict,
+    key: string,
+    value: string | number | boolean,
+    exptime?: number,
+  ): LuaMultiReturn<[boolean, string | undefined]>;
+  /** Stores only when the key is absent: (false, "exists") otherwise. A lock, with an expiry. */
+  add(
+    this: SharedDict,
+    key: string,
+    value: string | number | boolean,
+    exptime?: number,
+  ): LuaMultiReturn<[boolean, string | undefined]>;
+  delete(this: SharedDict, key: string): void;
   /** Adds n, creating the key with init when absent. */
   incr(
     this: SharedDict,
@@ -60,6 +75,12 @@ interface NgxApi {
   log(this: void, level: number, ...message: (string | number)[]): void;
   /** CRC-32 (zlib's) of a string, computed in C. */
   crc32_short(this: void, s: string): number;
+  /** The same, tuned for long strings. */
+  crc32_long(this: void, s: string): number;
+  /** Cached Unix time in whole seconds (no syscall). */
+  time(this: void): number;
+  /** Yields for `seconds` (0: to whatever else is ready); cosocket contexts only (requests, timers). */
+  sleep(this: void, seconds: number): void;
   /** Writes to the response body. */
   print(this: void, ...parts: string[]): void;
 }

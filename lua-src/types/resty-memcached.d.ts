@@ -23,6 +23,11 @@ interface MemcachedClient {
   get(key: string): LuaMultiReturn<[string, number, undefined] | [undefined, undefined, string | undefined]>;
   /** Multi-get: present keys map to { value, flags }; a failure is (nil, err). */
   get(keys: string[]): LuaMultiReturn<[LuaTable<string, [string, string]>, undefined] | [undefined, string]>;
+  /** Storage commands: (1) when stored, (nil, "NOT_STORED" or a failure) otherwise. */
+  set(key: string, value: string, exptime?: number, flags?: number): LuaMultiReturn<[1] | [undefined, string]>;
+  add(key: string, value: string, exptime?: number, flags?: number): LuaMultiReturn<[1] | [undefined, string]>;
+  /** (1) when the key was there, (nil, "NOT_FOUND") when not, (nil, failure) otherwise. */
+  touch(key: string, exptime: number): LuaMultiReturn<[1] | [undefined, string]>;
   set_keepalive(max_idle_ms: number, pool_size: number): LuaMultiReturn<[1] | [undefined, string]>;
   close(): LuaMultiReturn<[1] | [undefined, string]>;
 }

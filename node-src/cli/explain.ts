@@ -5,7 +5,7 @@
  */
 import { crc32 } from "node:zlib";
 import { BUCKETS, type RulesDocument, buildView } from "../../lua-src/gray/document.ts";
-import { formatAddress, formatCidr, parseAddress } from "../../lua-src/gray/ip.ts";
+import { formatAddress, parseAddress } from "../../lua-src/gray/ip.ts";
 import { type CanaryTargets, type RouterOptions, parseOptions } from "../../lua-src/gray/options.ts";
 import { type Lookups, type Rule, bucketOf, decide, userIdOf } from "../../lua-src/gray/rules.ts";
 import type { RuleConfig } from "../../lua-src/gray/status.ts";
@@ -117,7 +117,7 @@ export async function explain(store: StoreReader, o: RouterOptions, request: Exp
   const doc = await readDocument(store, o.key_prefix);
   const seed = o.ip_keys ? await store.get(o.key_prefix + ip) : undefined;
   const now = Math.floor(Date.now() / 1000);
-  const view = buildView(doc, o.ranges.map(formatCidr), o.weight, (name) => o.canaries[name] !== undefined, now);
+  const view = buildView(doc, o.ranges, o.weight, Object.keys(o.canaries), now);
   const lookups: Lookups = {
     flag: (key) => (key === o.key_prefix + ip ? seed : undefined),
     view: () => view,

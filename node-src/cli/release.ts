@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseWeight } from "../../lua-src/gray/rules.ts";
-import type { RouteName, Status } from "../../lua-src/gray/status.ts";
+import type { Status } from "../../lua-src/gray/status.ts";
 import { fetchStatus } from "./status.ts";
 
 export interface ReleasePlan {
@@ -72,9 +72,11 @@ export function parseSteps(raw: string): number[] | undefined {
   return weights.every((w, i) => i === 0 || w > weights[i - 1]!) ? weights : undefined;
 }
 
-function windowOf(route: RouteName, from: Status, to: Status): RouteWindow {
-  const requests = to.routes[route].requests - from.routes[route].requests;
-  const errors = to.routes[route].responses_5xx - from.routes[route].responses_5xx;
+function windowOf(route: string, from: Status, to: Status): RouteWindow {
+  const before = from.routes[route] ?? { requests: 0, responses_5xx: 0 };
+  const after = to.routes[route] ?? { requests: 0, responses_5xx: 0 };
+  const requests = after.requests - before.requests;
+  const errors = after.responses_5xx - before.responses_5xx;
   return { requests, errors, rate: requests > 0 ? errors / requests : 0 };
 }
 

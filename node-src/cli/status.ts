@@ -1,7 +1,7 @@
 /** `gray status`: reads the router's /gray/status (JSON) and shows it as a table. */
 import { request } from "undici";
 import { RULES } from "../../lua-src/gray/rules.ts";
-import { ROUTES, type Status } from "../../lua-src/gray/status.ts";
+import type { Status } from "../../lua-src/gray/status.ts";
 
 export const DEFAULT_STATUS_URL = "http://127.0.0.1/gray/status";
 
@@ -39,8 +39,8 @@ const percent = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 *
 
 export function renderStatus(s: Status): string {
   const routeRows = [["route", "requests", "5xx", "5xx rate", "avg upstream"]];
-  for (const route of ROUTES) {
-    const r = s.routes[route];
+  for (const route of s.route_names) {
+    const r = s.routes[route]!;
     const avg = r.requests === 0 ? "-" : `${((1000 * r.upstream_seconds) / r.requests).toFixed(1)} ms`;
     routeRows.push([route, `${r.requests}`, `${r.responses_5xx}`, percent(r.responses_5xx, r.requests), avg]);
   }

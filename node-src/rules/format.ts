@@ -34,8 +34,9 @@ export function crc32Text(text: string): number {
 
 /** The lines of a document, each with its "\n": header, stable, canaries, history, entries, end. */
 export function documentLines(doc: RulesDocument): string[] {
+  const count = (record: Record<string, string>) => Object.keys(record).length;
   const lines = [
-    `gray-rules ${FORMAT} ${doc.revision}\n`,
+    `gray-rules ${FORMAT} ${doc.revision} ${count(doc.ips)} ${count(doc.ranges)} ${count(doc.users)}\n`,
     `stable ${name(doc.stable.upstream)} ${name(doc.stable.location)}\n`,
   ];
   for (const canary of doc.canaryNames) {
