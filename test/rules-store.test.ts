@@ -126,13 +126,16 @@ describe("the document text", () => {
   it("splits at line boundaries, never inside a line, and refuses a line longer than a chunk", () => {
     expect(splitChunks(["aaa\n", "bb\n", "c\n"], 6)).toEqual(["aaa\n", "bb\nc\n"]);
     expect(() => splitChunks(["x".repeat(10)], 6)).toThrow(/does not fit/);
-    expect(documentLines(emptyDocument())).toEqual(["gray-rules 1 0\n", "stable - -\n", "end 0\n"]);
+    expect(documentLines(emptyDocument())).toEqual(["gray-rules 1 0 0 0 0\n", "stable - -\n", "end 0\n"]);
   });
 });
 
+/** Every canary these tests name, as a router with all of them configured routes them. */
+const ALL = ["canary", "a", "b"];
+
 /** Which canary each of `clients` lands in by weight. */
 function owners(doc: RulesDocument, clients: string[]): Map<string, string | undefined> {
-  const view = buildView(doc, [], 0, () => true, 0);
+  const view = buildView(doc, [], 0, ALL, 0);
   return new Map(clients.map((ip) => [ip, bucketOwner(view, hashText(ip) % BUCKETS)]));
 }
 
@@ -143,9 +146,9 @@ describe("weights as buckets", () => {
     const doc = emptyDocument();
     setWeight(doc, "canary", 12.5);
     expect(doc.canaries.canary!.buckets).toEqual([0, 12_500]);
-    const old = buildView(undefined, [], 12.5, () => true, 0);
-    expect(buildView(doc, [], 0, () => true, 0).starts).toEqual(old.starts);
-    expect(buildView(doc, [], 0, () => true, 0).ends).toEqual(old.ends);
+    const old = buildView(undefined, [], 12.5, ALL, 0);
+    expect(buildView(doc, [], 0, ALL, 0).starts).toEqual(old.starts);
+    expect(buildView(doc, [], 0, ALL, 0).ends).toEqual(old.ends);
   });
 
   it("raising keeps every client where it was; no client ever moves between two canaries", () => {
@@ -174,7 +177,7 @@ describe("weights as buckets", () => {
     expect(shares.filter((o) => o === "a").length / clients.length).toBeCloseTo(0.15, 1);
     expect(shares.filter((o) => o === "b").length / clients.length).toBeCloseTo(0.4, 1);
     // No bucket owned twice.
-    const view = buildView(doc, [], 0, () => true, 0);
+    const view = buildView(doc, [], 0, ALL, 0);
     for (let i = 1; i < view.starts.length; i++) expect(view.starts[i]).toBeGreaterThanOrEqual(view.ends[i - 1]!);
   });
 
