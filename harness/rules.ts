@@ -3,8 +3,8 @@
  * process: for router tests that need a weight, flagged IPs, ranges or users in place. Each call
  * is one revision; the document is started when there is none (a test's flushed store).
  */
-import { DEFAULT_CANARY, type RulesDocument } from "../lua-src/gray/document.ts";
-import { flag, setWeight as setCanaryWeight, unflag } from "../node-src/rules/edit.ts";
+import { DEFAULT_CANARY, type RulesDocument, emptyDocument } from "../lua-src/gray/document.ts";
+import { flag, replaceRules, setWeight as setCanaryWeight, unflag } from "../node-src/rules/edit.ts";
 import { type Edited, editRules, readDocument } from "../node-src/rules/revisions.ts";
 import { withStore } from "../node-src/cli/store.ts";
 
@@ -73,4 +73,13 @@ export async function setRanges(address: string, prefix: string, cidrs: string[]
 
 export function flagUsers(address: string, prefix: string, ids: string[], o: FlagOptions = {}) {
   return flagAll(address, prefix, "user", ids, o);
+}
+
+/**
+ * A new revision with no rules at all, newer than any a router holds: how a test starts clean,
+ * since after a flush the routers write their last revision back (by design).
+ */
+export async function clearRules(address: string, prefix = ""): Promise<number> {
+  const edited = await editDocument(address, prefix, "clear", (doc) => replaceRules(doc, emptyDocument()));
+  return edited.revision;
 }

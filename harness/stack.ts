@@ -180,6 +180,11 @@ export class RouterStack {
     return this.nginx.url;
   }
 
+  /** nginx worker processes (1 unless configured). */
+  get workers(): number | undefined {
+    return this.config.workers;
+  }
+
   get statusUrl(): string {
     return `${this.url}/gray/status`;
   }

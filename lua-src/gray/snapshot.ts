@@ -139,7 +139,8 @@ function buildTargets(doc: RulesDocument | undefined): void {
 
 export function installRules(parsed: RouterOptions, zone: SharedDict | undefined): void {
   options = parsed;
-  connect = { pool_size: parsed.memcached.pool_size };
+  // Its own pool name, never filled: each check connects afresh (see store.ts's session()).
+  connect = { pool: `gray-rules ${parsed.memcached.host}:${parsed.memcached.port}` };
   dict = zone;
   pointerName = pointerKey(parsed.key_prefix);
   loaded = undefined;

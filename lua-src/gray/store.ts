@@ -35,7 +35,12 @@ const guarded = pcall as unknown as <A extends unknown[], T>(
   ...args: A
 ) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
 
-/** Connects (or takes a pooled connection), runs the work, and pools the connection only when it succeeded. */
+/**
+ * Connects (or takes a pooled connection), runs the work, and pools the connection only when it
+ * succeeded. Connect options without a pool_size mean a fresh connection, closed afterwards:
+ * for the rules timer, which asks rarely; a pooled connection the store closed meanwhile would
+ * be found reset on reuse, and nginx logs that at error level whatever lua_socket_log_errors says.
+ */
 function session<A extends unknown[], T>(
   options: MemcachedOptions,
   connect: MemcachedConnectOptions,
@@ -52,7 +57,8 @@ function session<A extends unknown[], T>(
     client.close();
     return $multi(undefined, ran ? failure : `${result}`);
   }
-  client.set_keepalive(options.keepalive_ms, options.pool_size);
+  if (connect.pool_size === undefined) client.close();
+  else client.set_keepalive(options.keepalive_ms, options.pool_size);
   return $multi(result, undefined);
 }
 

@@ -13,6 +13,8 @@ interface MemcachedNewOptions {
 
 interface MemcachedConnectOptions {
   pool_size?: number;
+  /** The connection pool's name (default "host:port"). */
+  pool?: string;
 }
 
 interface MemcachedClient {
