@@ -16,7 +16,8 @@ export function gray(args: string[], env: Record<string, string> = {}): Promise<
     execFile(
       process.execPath,
       [GRAY_BIN, ...args],
-      { env: { ...process.env, ...env }, timeout: 30000 },
+      // maxBuffer: `gray export` / `list --json` of a large document print megabytes (execFile's default is 1 MiB).
+      { env: { ...process.env, ...env }, timeout: 30000, maxBuffer: 256 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
         resolve({ code, stdout, stderr });

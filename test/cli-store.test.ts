@@ -3,7 +3,7 @@
  * stall, every command that writes exits 1 within its timeout with one line naming the store and
  * what it answered, prints nothing on stdout, and `gray weight 0 && echo rolled back` says nothing.
  * Bad --prefix / --value / --url input exits 2 by the router's own rules; IPv6 store addresses
- * work; stored values the router ignores are shown as ignored.
+ * work; a rules pointer or chunk that is not what it claims is refused by name, never overwritten.
  */
 import { execFile } from "node:child_process";
 import { type Socket, createConnection } from "node:net";
@@ -21,7 +21,10 @@ import { checkCanaryValue, checkKeyPrefix, parseOptions } from "../lua-src/gray/
 import { TextConnection } from "../node-src/cli/memcached-text.ts";
 import { AdminStore, STORE_TIMEOUT_MS } from "../node-src/cli/store.ts";
 import { sharedMemcached, testRuntime, useRouter, cliEnv, storedKeys } from "./support.ts";
-import type { Listing } from "../node-src/cli/commands/list.ts";
+import { flagIps, readRules, setWeight } from "../harness/rules.ts";
+import { chunkKey, formatPointer, parsePointer } from "../lua-src/gray/document.ts";
+import { weights } from "../node-src/rules/edit.ts";
+import { crc32Text } from "../node-src/rules/format.ts";
 
 /** One router for the file, on the shared memcached (flushed before each test): release and status read its /gray/status. */
 const ctx = useRouter();
@@ -136,7 +139,7 @@ describe("a store that answers garbage of every kind", () => {
       const fake = await GarbageMemcached.start(7, [kind]);
       try {
         const r = await timed(["add", "127.0.0.9"], { GRAY_MEMCACHED: fake.address });
-        expectFailure(r, fake.address, /set 127\.0\.0\.9: not written: it /, kind);
+        expectFailure(r, fake.address, /gets gray:rules: not read: it /, kind);
         expect(r.ms).toBeLessThan(STORE_TIMEOUT_MS + MARGIN_MS);
         expect((await rollbackScript(fake.address)).stdout).toBe("");
       } finally {
@@ -191,10 +194,9 @@ describe("real memcached at its connection limit (-c)", () => {
   afterAll(() => memcached?.stop());
 
   it("gray add / remove / weight exit 1 naming its answer, and nothing is written", async () => {
-    const before = new AdminStore(memcached.address);
-    await before.set("gray:weight", "50");
-    await before.set("127.0.0.8", "1");
-    before.close();
+    await setWeight(memcached.address, "", 50);
+    await flagIps(memcached.address, "", ["127.0.0.8"]);
+    const before = await readRules(memcached.address);
 
     const { held, refusal } = await fillConnections(memcached.port);
     try {
@@ -213,14 +215,9 @@ describe("real memcached at its connection limit (-c)", () => {
     }
 
     // Read back once connections are free again: nothing changed.
-    const after = new AdminStore(memcached.address);
-    try {
-      expect(await after.get("gray:weight")).toBe("50");
-      expect(await after.get("127.0.0.9")).toBeUndefined();
-      expect(await after.get("127.0.0.8")).toBe("1");
-    } finally {
-      after.close();
-    }
+    const after = await readRules(memcached.address);
+    expect(after).toEqual(before);
+    expect(after!.ips).toEqual({ "127.0.0.8": "canary" });
   });
 });
 
@@ -239,7 +236,7 @@ describe("bad input by the router's own rules: exit 2, nothing written", () => {
     [["add", "127.0.0.9", "--value", ""], checkCanaryValue("")!],
     [["add", "127.0.0.9", "--value", "1\r\nset x 0 0 1"], checkCanaryValue("1\r\n")!],
     [["add-user", "alice", "--value", "a\nb"], checkCanaryValue("a\nb")!],
-    [["list", "--value", ""], checkCanaryValue("")!],
+    [["migrate", "--value", ""], checkCanaryValue("")!],
     [["status", "--url", "not a url"], "--url takes an http:// URL"],
     [["explain", "127.0.0.9", "--url", "not a url"], "--url takes an http:// URL"],
     [["add", "127.0.0.9", "--memcached", "[::1"], "--memcached takes HOST:PORT"],
@@ -261,10 +258,11 @@ describe("bad input by the router's own rules: exit 2, nothing written", () => {
     expect(parseOptions({ key_prefix: p(183), user_header: "X-User" })).toContain(checkKeyPrefix(p(183), true));
     expect(parseOptions({ canary_value: "" })).toContain(checkCanaryValue(""));
     expect(parseOptions({ canary_value: "a\r\nb" })).toContain(checkCanaryValue("a\r\nb"));
-    expect((await gray(["add", "127.0.0.9", "--prefix", p(205)], env())).code).toBe(0);
-    expect((await gray(["add-user", "alice", "--prefix", p(182), "--value", "yes"], env())).code).toBe(0);
-    expect(await ctx.flags.get(`${p(205)}127.0.0.9`)).toBe("1");
-    expect(await ctx.flags.get(`${p(182)}uid:alice`)).toBe("yes");
+    expect((await gray(["add", "127.0.0.9", "--prefix", p(205), "--init"], env())).code).toBe(0);
+    expect((await gray(["add-user", "alice", "--prefix", p(182), "--value", "yes", "--init"], env())).code).toBe(0);
+    const address = sharedMemcached().address;
+    expect((await readRules(address, p(205)))!.ips).toEqual({ "127.0.0.9": "canary" });
+    expect((await readRules(address, p(182)))!.users).toEqual({ alice: "canary" });
   });
 });
 
@@ -277,43 +275,48 @@ describe("an IPv6 store address", () => {
 
   it("works as --memcached [::1]:PORT and as GRAY_MEMCACHED", async () => {
     const v6 = `[::1]:${memcached.port}`;
-    const r = await gray(["add", "127.0.0.9", "--memcached", v6]);
+    const r = await gray(["add", "127.0.0.9", "--memcached", v6, "--init"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect((await gray(["weight", "7"], { GRAY_MEMCACHED: v6 })).code).toBe(0);
-    const store = new AdminStore(memcached.address);
-    try {
-      expect(await store.get("127.0.0.9")).toBe("1");
-      expect(await store.get("gray:weight")).toBe("7");
-    } finally {
-      store.close();
-    }
+    const doc = await readRules(memcached.address);
+    expect(doc!.ips).toEqual({ "127.0.0.9": "canary" });
+    expect(weights(doc!)).toEqual({ canary: 7 });
   });
 });
 
-describe("stored values the router ignores", () => {
+describe("a rules document that is not what it claims", () => {
   const env = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
 
-  it("are shown as ignored, with why, by list and status", async () => {
-    await ctx.flags.set("gray:weight", "abc");
-    await ctx.flags.set("gray:ranges", "198.51.100.0/24 junk 10.0.0.0/33");
-    const text = await gray(["list"], env());
-    expect(text.code).toBe(0);
-    expect(text.stdout).toContain(`weight  "abc" ignored by the router: not a number from 0 to 100`);
-    expect(text.stdout).not.toContain("abc %");
-    expect(text.stdout).toContain("ranges  198.51.100.0/24\n");
-    expect(text.stdout).toContain(`  "junk" ignored by the router: not an IPv4 or IPv6 address or CIDR`);
-    expect(text.stdout).toContain(`  "10.0.0.0/33" ignored by the router`);
-    const json = JSON.parse((await gray(["list", "--json"], env())).stdout) as Listing;
-    expect(json.weight).toBeNull();
-    expect(json.ranges).toEqual(["198.51.100.0/24"]);
-    expect(json.ignored.weight?.value).toBe("abc");
-    expect(json.ignored.ranges.map((r: { value: string }) => r.value)).toEqual(["junk", "10.0.0.0/33"]);
+  async function expectRefused(says: string) {
+    for (const args of [["list"], ["add", "127.0.0.9"], ["weight", "5", "--init"]]) {
+      const r = await gray(args, env());
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(says);
+    }
+  }
 
-    const status = await gray(["status", "--url", ctx.router.statusUrl], env());
-    expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(`ignored by the router: gray:weight = "abc": not a number from 0 to 100`);
-    expect(status.stdout).toContain(`ignored by the router: "junk" in gray:ranges`);
+  it("a pointer that is not one: exit 1 naming the key, left as it is", async () => {
+    await ctx.flags.set("gray:rules", "rules, trust me");
+    await expectRefused(`gray:rules is not a rules pointer: "rules, trust me"`);
+    expect(await ctx.flags.get("gray:rules")).toBe("rules, trust me");
+  });
+
+  it("a chunk that does not match its CRC, or text that is not a document: exit 1 naming it", async () => {
+    await setWeight(sharedMemcached().address, "", 5);
+    const pointer = parsePointer((await ctx.flags.get("gray:rules"))!)!;
+    const key = chunkKey("", pointer, 0);
+    const text = (await ctx.flags.get(key))!;
+    await ctx.flags.set(key, text.replace("canary", "canarx"));
+    await expectRefused(`chunk ${key} does not match its CRC-32`);
+    // A text whose CRC is right but which is no document (written by something else): refused, not rewritten.
+    const bogus = "gray-rules 1 5 0 0 0\nip 1.2.3.4 canary 0\nend 1\n";
+    const forged = { ...pointer, bytes: bogus.length, crcs: [crc32Text(bogus)] };
+    await ctx.flags.set(chunkKey("", forged, 0), bogus);
+    await ctx.flags.set("gray:rules", formatPointer(forged));
+    await expectRefused(`is not a valid document: line 2: ip 1.2.3.4 names canary canary, not declared above it`);
   });
 });
 

@@ -6,7 +6,7 @@
 import { crc32 } from "node:zlib";
 import { BUCKETS, type RulesDocument, buildView } from "../../lua-src/gray/document.ts";
 import { formatAddress, parseAddress } from "../../lua-src/gray/ip.ts";
-import { type CanaryTargets, type RouterOptions, parseOptions } from "../../lua-src/gray/options.ts";
+import { type RouterOptions, parseOptions } from "../../lua-src/gray/options.ts";
 import { type Lookups, type Rule, bucketOf, decide, userIdOf } from "../../lua-src/gray/rules.ts";
 import type { RuleConfig } from "../../lua-src/gray/status.ts";
 import { type RulesReader, readDocument } from "../rules/revisions.ts";
@@ -36,18 +36,9 @@ export interface Explanation {
   why: string;
 }
 
-/**
- * What /gray/status reports as `config`; the router adds ip_keys and canaries (names → targets,
- * the default one included) to it, which an older router does not report.
- */
-export type StatusConfig = RuleConfig & { ip_keys?: boolean; canaries?: Record<string, CanaryTargets> };
-
 /** The router's rule options, from the `config` of its /gray/status. */
-export function routerOptions(config: StatusConfig): RouterOptions {
-  // configure() takes the default canary from canary_location / canary_upstream, not from `canaries`.
-  const canaries = config.canaries === undefined ? undefined : { ...config.canaries };
-  if (canaries !== undefined) delete canaries.canary;
-  const parsed = parseOptions({ ...config, canaries });
+export function routerOptions(config: RuleConfig): RouterOptions {
+  const parsed = parseOptions(config);
   if (typeof parsed === "string") throw new Error(`the router reported options this CLI cannot read: ${parsed}`);
   return parsed;
 }
