@@ -199,6 +199,7 @@ export function statusJson(s: Status): string {
   return (
     jsonObject([
       ["routes", jsonObject(s.route_names.map((r) => [r, jsonCounts(s.routes[r]!, ROUTE_FIELDS)]))],
+      ["route_names", `[${s.route_names.map((r) => jsonString(r)).join(",")}]`],
       ["rules", jsonCounts(s.rules, RULES)],
       ["store", jsonCounts(s.store, STORE_FIELDS)],
       ["store_errors", jsonCounts(s.store_errors, STORE_ERROR_FIELDS)],
