@@ -29,6 +29,15 @@ export class FlagStore {
     await this.client.flush();
   }
 
+  /** memcached's `stats` (cmd_get, get_hits, ...), as text. */
+  stats(): Promise<Record<string, string>> {
+    return new Promise((resolve, reject) => {
+      this.client.stats((err, _server, stats) =>
+        err || !stats ? reject(err ?? new Error("no stats")) : resolve(stats),
+      );
+    });
+  }
+
   /** Items memcached has evicted to make room since it started. */
   evictions(): Promise<number> {
     return new Promise((resolve, reject) => {
