@@ -1,12 +1,13 @@
 /**
- * How the router's cost moves with what it is given: flagged IPs in memcached, distinct clients,
- * ranges, workers. Each point is measured against plain proxy_pass in the same interleaved
+ * How the router's cost moves with what it is given: flagged IPs in memcached (per-IP seed keys),
+ * distinct clients, ranges (in the rules document), workers. Each point is measured against plain proxy_pass in the same interleaved
  * rounds, as req/s ratio and as worker CPU per request.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { bulkSet, type FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
 import type { NginxServer } from "../harness/nginx.ts";
+import { setRanges } from "../harness/rules.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { type Bed, type RoundPlan, type Sample, interleave, median, ratios, startVariant } from "./measure.ts";
 import { cyclingClient, cyclingClients, plain, router } from "./variants.ts";
@@ -30,7 +31,7 @@ export interface GrowthContext extends Bed {
 }
 
 const TRUSTED = { trusted_proxies: ["127.0.0.1"] };
-/** Longer than cache_ttl_ms (500): the workers have re-read the weight and ranges. */
+/** Longer than cache_ttl_ms (500) and a load: the workers have loaded the new rules revision. */
 const REFRESHED_MS = 1200;
 
 interface Series {
@@ -108,8 +109,8 @@ function* bulkKeys(from: number, to: number): Generator<string> {
 }
 
 /** 100.64.0.0/10-ish /24s, every other one so none merge with the next. */
-function rangeList(count: number): string {
-  return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`).join(" ");
+function rangeList(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`);
 }
 
 export async function growth(
@@ -140,7 +141,7 @@ export async function growth(
         // 1,000 clients outside every range: each request searches the whole structure.
         script: cyclingClients(1000),
         prepare: async () => {
-          await ctx.flags.set("gray:ranges", rangeList(n));
+          await setRanges(ctx.memcached.address, "", rangeList(n));
           await sleep(REFRESHED_MS);
         },
       })),

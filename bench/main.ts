@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,memory,profile,helpers] [--requests N]
+ *                  [--parts main,growth,rules,memory,profile,helpers] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FlagStore } from "../harness/flags.ts";
 import type { NginxServer } from "../harness/nginx.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
@@ -29,7 +30,7 @@ import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { documentLoads } from "./rules.ts";
-import { VARIANTS, type Variant } from "./variants.ts";
+import { RULES_LOADED_MS, VARIANTS, type Variant, writeVariantRules } from "./variants.ts";
 
 const { values } = parseArgs({
   options: {
@@ -39,8 +40,22 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     parts: { type: "string", default: "main,growth,rules,memory,profile,helpers" },
     requests: { type: "string", default: "1000000" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
+                 [--parts main,growth,rules,memory,profile,helpers] [--requests N]
+
+parts (default: all of them, in this order):
+  main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
+  growth   cost against flagged IPs (per-IP seed keys), distinct clients, ranges (rules document), workers
+  rules    a large rules document loading under load: time, slowest request, memory
+  memory   a worker's RSS over --requests requests
+  profile  where a worker's time goes, sampled with perf (when linux-perf is installed)
+  helpers  the TypeScriptToLua helpers on the request path, timed`);
+  process.exit(0);
+}
 const LOAD: RoundPlan = {
   rounds: Number(values.rounds),
   seconds: Number(values.seconds),
@@ -69,9 +84,10 @@ function machine(runtime: Runtime): Record<string, unknown> {
   };
 }
 
-/** Runs `use` on the variant's own nginx, with the memcached keys it needs, then stops it. */
+/** Runs `use` on the variant's own nginx, with the memcached keys and rules document it needs, then stops it. */
 async function withVariant<T>(
   bed: Bed,
+  memcached: MemcachedServer,
   flags: FlagStore,
   v: Variant,
   use: (nginx: NginxServer) => Promise<T>,
@@ -79,6 +95,7 @@ async function withVariant<T>(
   const nginx = await startVariant(bed, v.http);
   try {
     for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+    if (await writeVariantRules(memcached.address, v)) await sleep(RULES_LOADED_MS);
     return await use(nginx);
   } finally {
     await nginx.stop();
@@ -170,7 +187,7 @@ async function main(): Promise<number> {
       const runs = [];
       for (const v of VARIANTS.filter((x) => x.name === "cached" || x.name === "rules")) {
         runs.push(
-          await withVariant(bed, flags, v, (nginx) =>
+          await withVariant(bed, memcached, flags, v, (nginx) =>
             memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript),
           ),
         );
@@ -202,7 +219,7 @@ async function main(): Promise<number> {
           ["plain", "floor", "cached", "floor-var", "cached-var", "uncounted", "rules"].includes(x.name),
         )) {
           profiles.push(
-            await withVariant(bed, flags, v, (nginx) =>
+            await withVariant(bed, memcached, flags, v, (nginx) =>
               profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript),
             ),
           );
