@@ -93,7 +93,7 @@ export function flagIps(address: string, prefix: string, ips: string[], o: FlagO
   return flagAll(address, prefix, "ip", ips, o);
 }
 
-/** The canary's ranges become exactly these CIDRs (as nginx prints them, e.g. "10.0.0.0/8"), as a 0.2 range list was. */
+/** The canary's ranges become exactly these CIDRs (as nginx prints them, e.g. "10.0.0.0/8"), as a 0.1 range list was. */
 export async function setRanges(address: string, prefix: string, cidrs: string[], o: FlagOptions = {}) {
   const canary = o.canary ?? DEFAULT_CANARY;
   await editDocument(address, prefix, `ranges ${cidrs.join(" ")} --canary ${canary}`, (doc) => {

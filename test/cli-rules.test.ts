@@ -1,7 +1,7 @@
 /**
  * The rules document through the `gray` CLI as separate processes, on real memcached and through
  * twemproxy: concurrent edits all land, a torn write or a missing chunk never passes for a
- * revision, history and rollback, export → flush → apply, diff, migrate from the 0.2 keys,
+ * revision, history and rollback, export → flush → apply, diff, migrate from the 0.1 keys,
  * --init after a flush, and bad input that writes nothing.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -281,7 +281,7 @@ describe("the rules document on memcached", () => {
     expect(Object.keys((await readRules(address()))!.ips)).toEqual(["203.0.113.3"]);
   });
 
-  it("migrate reads the 0.2 keys into one revision and leaves them in place", async () => {
+  it("migrate reads the 0.1 keys into one revision and leaves them in place", async () => {
     await withAdmin(address(), async (s) => {
       await s.set("gray:ranges", "10.1.0.0/16 junk 2001:db8:b::/48");
       await s.set("gray:weight", "12.5");

@@ -12,7 +12,7 @@
  * and over the run: no Lua error in error.log, and every command memcached got is one the router
  * may send, with keys it may ask (`<prefix><ip as nginx prints it>` a request could make it ask,
  * and, from the rules timer, the pointer `<prefix>gray:rules` and the chunks of revisions written):
- * never a user id, never a 0.2 key, seen from memcached's side of the wire.
+ * never a user id, never a 0.1 per-rule key, seen from memcached's side of the wire.
  * GRAY_FUZZ_SEED replays a run; the seed is printed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -79,7 +79,7 @@ function keyProblem(key: string): string | undefined {
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
   if (rest === "gray:rules" || CHUNK_KEY.test(rest)) return undefined;
-  if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.2 key the router no longer reads";
+  if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.1 per-rule key the router no longer reads";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";
 }

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
+import { flagIps } from "../harness/rules.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { freePort } from "../harness/net.ts";
 import { NginxServer, logProblems } from "../harness/nginx.ts";
@@ -181,9 +182,9 @@ describe("nginx snippets on the pages route as they say", () => {
         );
         try {
           await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
-          const store = flags.store!;
-          await store.flush();
-          await store.set("127.0.0.2");
+          await flags.store!.flush();
+          // In the document: snippets read it whatever their ip_keys says.
+          await flagIps(memcached.address, "", ["127.0.0.2"]);
           for (const run of ["cold", "warm"]) {
             expect(await routeOf(nginx.url, { from: "127.0.0.2" }), `flagged client (${run})`).toBe("canary");
             expect(await routeOf(nginx.url, { from: "127.0.0.3" }), `other client (${run})`).toBe("stable");

@@ -142,7 +142,7 @@ function owners(doc: RulesDocument, clients: string[]): Map<string, string | und
 const clients = Array.from({ length: 20_000 }, (_, i) => `172.16.${i >> 8}.${i & 255}`);
 
 describe("weights as buckets", () => {
-  it("a canary grown from 0 alone owns [0, w·1000): the 0.2 split", () => {
+  it("a canary grown from 0 alone owns [0, w·1000): the 0.1 split", () => {
     const doc = emptyDocument();
     setWeight(doc, "canary", 12.5);
     expect(doc.canaries.canary!.buckets).toEqual([0, 12_500]);

@@ -78,7 +78,7 @@ describe("a TCP proxy in front of memcached", () => {
     expect(lines).toContain("get 127.0.3.1\r\n");
     expect(lines).toContain("get 127.0.3.2\r\n");
     expect(lines).toContain("get gray:rules\r\n");
-    // A client flagged in the document asks for nothing; the 0.2 keys are never read.
+    // A client flagged in the document asks for nothing; the 0.1 per-rule keys are never read.
     expect(lines.filter((l) => l.includes(IN_DOCUMENT) || /gray:(ranges|weight)|uid:/.test(l))).toEqual([]);
     expect(proxy.connections).toBeGreaterThan(0);
   });

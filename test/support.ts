@@ -49,8 +49,9 @@ export async function testRuntime(): Promise<Runtime> {
 
 /**
  * Empties memcached, and the rules the router holds: after a flush it would write its last revision
- * back (that is what keeps an operator's rules), so a router that has loaded one is handed a newer,
- * empty revision, and the test starts once every worker has had time to load it.
+ * back (that is what keeps an operator's rules), so memcached gets a newer, empty revision, and a
+ * router that held one is given time to load it (every worker). The empty document also lets a
+ * test's first `gray add` build on it, as on a store in use, without --init.
  */
 export async function resetStore(router: RouterStack, flags: FlagStore, address: string): Promise<void> {
   let status;
@@ -60,8 +61,10 @@ export async function resetStore(router: RouterStack, flags: FlagStore, address:
     // No status location or no dict in this conf: no document could be held either way that matters here.
   }
   await flags.flush();
+  const prefix = status?.config.key_prefix ?? "";
+  const revision = await clearRules(address, prefix);
   if (status?.document?.revision == null) return;
-  await untilLoaded(router, await clearRules(address, status.config.key_prefix), false);
+  await untilLoaded(router, revision, false);
 }
 
 /**

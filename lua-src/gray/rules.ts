@@ -62,7 +62,7 @@ export interface Lookups {
   hash: (text: string) => number;
 }
 
-/** The 0.2 layout's keys, one per rule: `gray migrate` reads them into the rules document. */
+/** The 0.1 layout's keys, one per rule: `gray migrate` reads them into the rules document. */
 export const USER_KEY = "uid:";
 export const RANGES_KEY = "gray:ranges";
 export const WEIGHT_KEY = "gray:weight";

@@ -22,7 +22,7 @@ export function ttlOf(ctx: Context): number {
 export const valueOption = { value: { type: "string" } } as const;
 export const valueHelp = "  --value V              the router's canary_value (default 1)";
 export const legacyValueHelp =
-  "  --value V              accepted (checked) for 0.2 scripts, no effect: entries name a canary, see --canary";
+  "  --value V              accepted (checked) for 0.1 scripts, no effect: entries name a canary, see --canary";
 
 /** --value: the router's canary_value, checked by the rules configure() applies to it. */
 export function canaryValueOf(ctx: Context): string {

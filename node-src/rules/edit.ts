@@ -153,7 +153,7 @@ function take(buckets: number[], start: number, count: number): void {
 
 /**
  * Sets a canary's weight by the buckets it owns: raising takes free buckets lowest first (so a
- * canary grown from 0 alone owns [0, w·1000), the split a 0.2 weight made), lowering gives back
+ * canary grown from 0 alone owns [0, w·1000), the split a 0.1 weight made), lowering gives back
  * the most recently taken. A client in a canary stays there while its weight grows, and no
  * client ever moves from one canary to another. All canaries together hold at most 100 %.
  */

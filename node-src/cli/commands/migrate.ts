@@ -1,6 +1,6 @@
 /**
- * `gray migrate`: the 0.2 layout's keys (`gray:ranges`, `gray:weight`, `uid:<id>`) read into the
- * rules document as one revision, for the default canary. The old keys stay, so 0.2 routers keep
+ * `gray migrate`: the 0.1 layout's keys (`gray:ranges`, `gray:weight`, `uid:<id>`) read into the
+ * rules document as one revision, for the default canary. The old keys stay, so 0.1 routers keep
  * working beside new ones during a rollout; per-IP seed keys are not moved at all (routers read
  * them while ip_keys = true).
  */
@@ -69,7 +69,7 @@ async function readOld(
   const list = parseRangeList((await store.get(ctx.prefix + RANGES_KEY)) ?? "");
   const weightText = await store.get(ctx.prefix + WEIGHT_KEY);
   const parsed = weightText === undefined ? undefined : parseWeight(weightText);
-  // The document counts weight in 0.001 % steps: a finer 0.2 weight is rounded to the nearest.
+  // The document counts weight in 0.001 % steps: a finer 0.1 weight is rounded to the nearest.
   const weight = parsed === undefined ? undefined : Math.round(parsed * 1000) / 1000;
   const candidates =
     userFile === undefined ? await usersFromStore(store, ctx.prefix) : new Map(userFile.map((id) => [id, 0]));
@@ -83,7 +83,7 @@ export const migrate: Command = {
   name: "migrate",
   usage: "gray migrate [--users FILE] [--value V]",
   summary:
-    "import the 0.2 keys (gray:ranges, gray:weight, uid:<id>) into the rules document for the default canary, as one revision; the old keys stay",
+    "import the 0.1 keys (gray:ranges, gray:weight, uid:<id>) into the rules document for the default canary, as one revision; the old keys stay",
   flags: [
     "  --users FILE           the user ids to look up (one a line); needed through a proxy, which cannot list keys",
     valueHelp + ": a user key holding it is flagged",
@@ -114,9 +114,9 @@ export const migrate: Command = {
       const lines = [
         `migrated ${old.ranges.length} range(s), ${old.users.length} user(s)${old.weight === undefined ? "" : `, weight ${old.weight} %`} into ${done.written ? "" : "unchanged "}revision ${done.revision}`,
         ...old.skippedRanges.map(
-          (r) => `skipped ${JSON.stringify(r)} in ${ctx.prefix}${RANGES_KEY}: not a CIDR (0.2 routers skip it too)`,
+          (r) => `skipped ${JSON.stringify(r)} in ${ctx.prefix}${RANGES_KEY}: not a CIDR (0.1 routers skip it too)`,
         ),
-        "the 0.2 keys are left in place; per-IP seed keys stay as they are (routers read them while ip_keys = true)",
+        "the 0.1 keys are left in place; per-IP seed keys stay as they are (routers read them while ip_keys = true)",
       ];
       return {
         text: lines.join("\n"),
