@@ -4,17 +4,19 @@
  * expired, in the rules document and as per-IP seed keys) go to the Lua inside nginx and to the
  * CLI's JavaScript, and the route and the rule must match on every one.
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CANARY, type RulesDocument, emptyDocument } from "../lua-src/gray/document.ts";
 import { formatAddress, parseAddress } from "../lua-src/gray/ip.ts";
-import { get } from "../harness/http.ts";
+import { FlagStore } from "../harness/flags.ts";
+import { closeAgents, get } from "../harness/http.ts";
 import { seededRandom } from "../harness/random.ts";
 import { writeDocumentAsIs } from "../harness/rules.ts";
+import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
 import { explain, routerOptions } from "../node-src/cli/explain.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { flag, replaceRules, setWeight } from "../node-src/rules/edit.ts";
-import { expectCleanLog, sharedMemcached, untilLoaded, useRouter } from "./support.ts";
+import { expectCleanLog, sharedMemcached, testRuntime, untilLoaded } from "./support.ts";
 
 const PREFIX = "d:";
 const TTL_MS = 100;
@@ -128,23 +130,37 @@ function stateDocument(state: State, list: Vector[]) {
   };
 }
 
+const ROUTER: Omit<RouterStackOptions, "runtime" | "memcached"> = {
+  canaries: ["beta"],
+  options: {
+    // Decisions are compared, not store failures: a lookup past the default 50 ms on a busy machine would fall back to stable.
+    memcached: { timeout_ms: 2000 },
+    key_prefix: PREFIX,
+    trusted_proxies: ["127.0.0.1"],
+    override_header: "X-Gray",
+    override_cookie: "gray",
+    user_header: "X-User",
+    user_cookie: "uid",
+    ranges: ["203.0.113.0/26", "2001:db8:2::/48"],
+    weight: 5,
+    debug_header: "X-Gray-Route",
+    cache_ttl_ms: TTL_MS,
+  },
+};
+
 describe("explain agrees with nginx", () => {
-  const ctx = useRouter({
-    canaries: ["beta"],
-    options: {
-      // Decisions are compared, not store failures: a lookup past the default 50 ms on a busy machine would fall back to stable.
-      memcached: { timeout_ms: 2000 },
-      key_prefix: PREFIX,
-      trusted_proxies: ["127.0.0.1"],
-      override_header: "X-Gray",
-      override_cookie: "gray",
-      user_header: "X-User",
-      user_cookie: "uid",
-      ranges: ["203.0.113.0/26", "2001:db8:2::/48"],
-      weight: 5,
-      debug_header: "X-Gray-Route",
-      cache_ttl_ms: TTL_MS,
-    },
+  const ctx = {} as { router: RouterStack; flags: FlagStore };
+  // Not useRouter: its reset leaves an empty rules document, and the first state is no document at all.
+  beforeAll(async () => {
+    const memcached = sharedMemcached();
+    ctx.flags = new FlagStore(memcached.address);
+    await ctx.flags.flush();
+    ctx.router = await RouterStack.start({ runtime: await testRuntime(), memcached, ...ROUTER });
+  });
+  afterAll(async () => {
+    ctx.flags?.close();
+    await closeAgents();
+    await ctx.router?.stop();
   });
 
   it(`on ${STATES.length * PER_STATE} vectors`, async () => {
@@ -159,7 +175,8 @@ describe("explain agrees with nginx", () => {
       for (const [i, state] of STATES.entries()) {
         const list = vectors(1000 + i, PER_STATE, used);
         // A state without a document is the first: the router has loaded none since the store was flushed.
-        if (state !== undefined)
+        if (state === undefined) expect((await fetchStatus(ctx.router.statusUrl)).document.revision).toBeNull();
+        else
           await untilLoaded(
             ctx.router,
             await writeDocumentAsIs(sharedMemcached().address, PREFIX, stateDocument(state, list)),

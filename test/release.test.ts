@@ -35,7 +35,7 @@ describe("worked release", () => {
   it("testers, then 1 % → 10 % → 50 % → 100 %, each step only adding canary users", { timeout: 60_000 }, async () => {
     const users = clients(7, 100);
     const testers = ["127.0.7.201", "127.0.7.202"];
-    // A fresh store holds no rules document yet: the first edit starts one (--init).
+    // As the README has it: the first edit on a new store starts the document (--init).
     await cli(["add", "--init", ...testers]);
     await cli(["add-user", "tester-1"]);
     await sleep(PROPAGATION_MS);
@@ -85,7 +85,7 @@ describe("weight 50 over 200 distinct clients", () => {
   const ctx = useRouter();
 
   it("sends about half to canary, each client always to the same version, as explain says", async () => {
-    await cli(["weight", "50", "--init"]);
+    await cli(["weight", "50"]);
     await sleep(PROPAGATION_MS);
     const store = new AdminStore(sharedMemcached().address);
     const options = routerOptions((await fetchStatus(ctx.router.statusUrl)).config);
