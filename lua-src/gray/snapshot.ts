@@ -94,7 +94,7 @@ let started = false;
 let loading = false;
 let nextTouchAt = 0;
 let nextWarnAt = 0;
-let lastWarned: string | undefined;
+let lastWarnedKind: ProblemKind | undefined;
 let unroutableWarned: Record<string, boolean> = {};
 
 /** The canaries this router can send to: its options name them. */
@@ -161,12 +161,18 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   buildTargets(undefined);
 }
 
-/** Something is wrong with the store's copy: remembered for /gray/status, warned when it changes or at most every few seconds. */
-function problem(message: string): void {
+/**
+ * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
+ * the same, whatever its text (a store answering garbage varies it with every reply).
+ */
+type ProblemKind = "store" | "gone" | "refused" | "write-back" | "dict" | "bug";
+
+/** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
+function problem(kind: ProblemKind, message: string): void {
   const now = ngx_now();
   lastError = message;
-  if (message === lastWarned && now < nextWarnAt) return;
-  lastWarned = message;
+  if (kind === lastWarnedKind && now < nextWarnAt) return;
+  lastWarnedKind = kind;
   nextWarnAt = now + WARN_INTERVAL_S;
   ngx_log(ngx.WARN, "gray.router: ", message);
 }
@@ -174,7 +180,7 @@ function problem(message: string): void {
 /** memcached failed: counted with the store's errors, and reported. */
 function storeProblem(message: string): void {
   count(STORE_ERROR_COUNTER.refresh, 1);
-  problem(message);
+  problem("store", message);
 }
 
 function keeping(): string {
@@ -289,6 +295,7 @@ function saveCopy(): void {
     const [ok, why] = dict.safe_set(dictChunkKey(p, i), loaded.chunks[i]!);
     if (!ok) {
       problem(
+        "dict",
         `lua_shared_dict ${options.cache!.dict} has no room for a copy of revision ${p.revision} (${p.bytes} bytes: ${why}), so a reload's workers will load it from memcached; enlarge the zone`,
       );
       return;
@@ -333,7 +340,7 @@ function writeBack(why: string, chunkKeys: string[], pointerKeys: string[]): voi
   const sets: [string, string][] = chunkKeys.map((key) => [key, byKey[key]!]);
   const adds: [string, string][] = pointerKeys.map((key) => [key, loaded!.pointerText]);
   const [, failure] = storeBack(options.memcached, connect, sets, adds);
-  if (failure !== undefined) problem(`writing revision ${p.revision} back (${why}) failed: ${failure}`);
+  if (failure !== undefined) problem("write-back", `writing revision ${p.revision} back (${why}) failed: ${failure}`);
   else ngx_log(ngx.NOTICE, `gray.router: wrote revision ${p.revision} back to memcached (${why})`);
 }
 
@@ -348,6 +355,7 @@ function touchChunks(now: number): void {
   if (gone === undefined) return storeProblem(`memcached: ${failure}`);
   if (gone.length === 0) return;
   problem(
+    "gone",
     `${gone.length} chunk cop(ies) of revision ${p.revision} were gone from memcached (evicted, or a node lost), ${gone[0]} first; writing them back`,
   );
   writeBack("chunks gone", gone, []);
@@ -370,6 +378,7 @@ function refresh(): void {
     }
     missingSince = missingSince ?? checkedAt;
     problem(
+      "gone",
       `the rules document ${pointerNames[0]} is gone from memcached (flush, restart or eviction); ${keeping()} and writing it back`,
     );
     const all: string[] = [];
@@ -386,18 +395,20 @@ function refresh(): void {
   }
   if (loaded !== undefined && p.revision <= loaded.pointer.revision)
     return problem(
+      "refused",
       `${pointerNames[0]} names revision ${p.revision}, older than this router's ${loaded.pointer.revision} (a node lost or restored?); ${keeping()}`,
     );
   if (p.bytes > options.max_rules_bytes)
     return problem(
+      "refused",
       `revision ${p.revision} is ${p.bytes} bytes, over max_rules_bytes (${options.max_rules_bytes}); ${keeping()}`,
     );
   const [chunks, fetchFailure] = fetchChunks(p);
   if (chunks === undefined) return storeProblem(`memcached: ${fetchFailure}; ${keeping()}`);
   const bad = checkChunks(p, chunks, (i) => chunkKey(options.key_prefix, p, i));
-  if (bad !== undefined) return problem(`revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
+  if (bad !== undefined) return problem("refused", `revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
   const doc = parse(chunks as string[]);
-  if (typeof doc === "string") return problem(`revision ${p.revision} is refused: ${doc}; ${keeping()}`);
+  if (typeof doc === "string") return problem("refused", `revision ${p.revision} is refused: ${doc}; ${keeping()}`);
   adopt(p, newest.text, chunks as string[], doc, "memcached");
   saveCopy();
 }
@@ -407,7 +418,7 @@ function guardedRefresh(this: void): void {
   loading = true;
   const [ok, err] = pcall(refresh);
   loading = false;
-  if (!ok) problem(`loading the rules failed: ${err}`);
+  if (!ok) problem("bug", `loading the rules failed: ${err}`);
 }
 
 function onTimer(this: void, premature: boolean): void {
