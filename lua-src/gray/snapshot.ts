@@ -31,7 +31,7 @@ import {
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
 import type { DocumentStatus } from "./status.ts";
-import { fetchMany, storeBack, touchKeys } from "./store.ts";
+import { fetchMany, replaceStale, storeBack, touchKeys } from "./store.ts";
 
 const ngx_now = ngx.now;
 const ngx_time = ngx.time;
@@ -165,7 +165,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
  * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
  * the same, whatever its text (a store answering garbage varies it with every reply).
  */
-type ProblemKind = "store" | "gone" | "refused" | "write-back" | "dict" | "bug";
+type ProblemKind = "store" | "gone" | "older" | "refused" | "write-back" | "dict" | "bug";
 
 /** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
 function problem(kind: ProblemKind, message: string): void {
@@ -329,9 +329,9 @@ function loadCopy(): boolean {
  * the revision: the same bytes), pointer copies with add (of several routers, the first wins, and
  * a newer revision written meanwhile is never replaced). One worker per machine at a time.
  */
-function writeBack(why: string, chunkKeys: string[], pointerKeys: string[]): void {
+function writeBack(why: string, chunkKeys: string[], pointerKeys: string[], lock = true): void {
   if (loaded === undefined) return;
-  if (dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
+  if (lock && dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
   const p = loaded.pointer;
   const byKey: Record<string, string> = {};
   chunkCopyKeys(p).forEach((copies, i) => {
@@ -342,6 +342,27 @@ function writeBack(why: string, chunkKeys: string[], pointerKeys: string[]): voi
   const [, failure] = storeBack(options.memcached, connect, sets, adds);
   if (failure !== undefined) problem("write-back", `writing revision ${p.revision} back (${why}) failed: ${failure}`);
   else ngx_log(ngx.NOTICE, `gray.router: wrote revision ${p.revision} back to memcached (${why})`);
+}
+
+/**
+ * Every copy of the pointer holds an older revision than the loaded one (a node came back with
+ * old keys, ours were lost): the chunks go back, then each pointer copy still holding what was
+ * read is swapped for ours by compare-and-swap, so a revision written meanwhile is never replaced.
+ */
+function writeBackOver(stale: string, texts: (string | undefined)[]): void {
+  if (loaded === undefined) return;
+  if (dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
+  const all: string[] = [];
+  for (const copies of chunkCopyKeys(loaded.pointer)) for (const key of copies) all.push(key);
+  writeBack(
+    "an older revision in memcached",
+    all,
+    pointerNames.filter((_, i) => texts[i] === undefined),
+    false,
+  );
+  const [, failure] = replaceStale(options.memcached, connect, pointerNames, stale, loaded.pointerText);
+  if (failure !== undefined)
+    problem("write-back", `writing revision ${loaded.pointer.revision} back failed: ${failure}`);
 }
 
 /** Every so often: are the loaded revision's chunk copies still in memcached? Gone ones (evicted, a lost node) are written back. */
@@ -393,11 +414,14 @@ function refresh(): void {
     if (absent.length > 0) writeBack("pointer copies gone", [], absent);
     return touchChunks(now);
   }
-  if (loaded !== undefined && p.revision <= loaded.pointer.revision)
-    return problem(
-      "refused",
-      `${pointerNames[0]} names revision ${p.revision}, older than this router's ${loaded.pointer.revision} (a node lost or restored?); ${keeping()}`,
+  if (loaded !== undefined && p.revision <= loaded.pointer.revision) {
+    problem(
+      "older",
+      `${pointerNames[0]} names revision ${p.revision}, older than this router's ${loaded.pointer.revision} (a node lost, or restored with old keys?); ${keeping()} and writing it back`,
     );
+    // Left there, an older pointer would be what the next edit builds on: rules going back in time.
+    return writeBackOver(newest.text, texts);
+  }
   if (p.bytes > options.max_rules_bytes)
     return problem(
       "refused",

@@ -108,6 +108,28 @@ function writeBack(
   return $multi(all, undefined);
 }
 
+/**
+ * Each key that still holds `stale` gets `value`, by compare-and-swap: a key someone changed
+ * meanwhile (a newer revision written) is left as it is. The number of keys swapped.
+ */
+function swapStale(
+  this: void,
+  client: MemcachedClient,
+  keys: string[],
+  stale: string,
+  value: string,
+): LuaMultiReturn<[number | undefined, string | undefined]> {
+  let swapped = 0;
+  for (const key of keys) {
+    const [current, , token] = client.gets(key);
+    if (current !== stale || token === undefined) continue;
+    const [ok, casError] = client.cas(key, value, token);
+    if (ok !== undefined) swapped++;
+    else if (casError !== "EXISTS" && casError !== "NOT_FOUND") return $multi(undefined, `cas ${key}: ${casError}`);
+  }
+  return $multi(swapped, undefined);
+}
+
 /** Touches each key (which also keeps it warm in memcached's LRU): the keys that were gone. */
 function touchAll(
   this: void,
@@ -150,6 +172,16 @@ export function storeBack(
   adds: [string, string][],
 ): LuaMultiReturn<[boolean | undefined, string | undefined]> {
   return session(options, connect, writeBack, sets, adds);
+}
+
+export function replaceStale(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  keys: string[],
+  stale: string,
+  value: string,
+): LuaMultiReturn<[number | undefined, string | undefined]> {
+  return session(options, connect, swapStale, keys, stale, value);
 }
 
 export function touchKeys(
