@@ -6,7 +6,14 @@
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DEFAULT_CANARY, chunkKey, formatPointer, parsePointer, pointerKey } from "../lua-src/gray/document.ts";
+import {
+  DEFAULT_CANARY,
+  chunkKey,
+  copyKeys,
+  formatPointer,
+  parsePointer,
+  pointerKey,
+} from "../lua-src/gray/document.ts";
 import { FlagStore } from "../harness/flags.ts";
 import { gray } from "../harness/gray-cli.ts";
 import { closeAgents, get } from "../harness/http.ts";
@@ -188,6 +195,21 @@ describe("the rules document in the router", () => {
     expect(status.document.revision).toBe(current.doc.revision);
     expect(status.document.last_error).toContain(`chunk ${chunkKey("", missing, 0)} is missing`);
     expect(router.errorLog()).toContain("cannot be loaded");
+  });
+
+  it("an older revision coming back in every pointer copy (a node restored with old keys) is replaced by the router's", async () => {
+    await flagIps(memcached.address, "", ["127.0.5.10"]);
+    const older = (await flags.get(pointerKey("")))!;
+    await flagIps(memcached.address, "", ["127.0.5.11"]);
+    await until("loaded", TTL_MS + 1000, () => allServed(router.url, ["127.0.5.11"], "canary"));
+    const newer = (await flags.get(pointerKey("")))!;
+    for (const key of copyKeys(pointerKey(""))) await flags.set(key, older);
+    await until("every pointer copy back to the newer revision", 3000, async () => {
+      for (const key of copyKeys(pointerKey(""))) if ((await flags.get(key)) !== newer) return false;
+      return true;
+    });
+    expect(await served(router.url, "127.0.5.11")).toBe("canary");
+    expect(router.errorLog()).toContain("older than this router's");
   });
 
   it("a document over max_rules_bytes is refused, the last revision kept", async () => {

@@ -31,6 +31,26 @@ export function sharedMemcached(): { host: string; port: number; address: string
 /** The environment that points the CLI at the shared memcached. */
 export const cliEnv = () => ({ GRAY_MEMCACHED: sharedMemcached().address });
 
+/**
+ * What the shared memcached holds now, to tell afterwards that a command wrote nothing: no key
+ * it did not have, and the same rules revision (memcached may reclaim flushed items meanwhile,
+ * so fewer keys is not a write).
+ */
+export async function storeState(): Promise<{ keys: string[]; pointer: string | undefined }> {
+  const store = new AdminStore(sharedMemcached().address);
+  try {
+    return { keys: (await store.keys()).map((k) => k.key).sort(), pointer: await store.get("gray:rules") };
+  } finally {
+    store.close();
+  }
+}
+
+export async function expectNothingWritten(before: { keys: string[]; pointer: string | undefined }): Promise<void> {
+  const now = await storeState();
+  expect(before.keys).toEqual(expect.arrayContaining(now.keys));
+  expect(now.pointer).toBe(before.pointer);
+}
+
 /** Every key in the shared memcached, sorted: what a command wrote, or that it wrote nothing. */
 export async function storedKeys(): Promise<string[]> {
   const store = new AdminStore(sharedMemcached().address);

@@ -6,6 +6,9 @@
  * In memcached (P is the key_prefix):
  *   P gray:rules                          the pointer: "1 <revision> <nonce> <bytes> <crc32>,<crc32>..."
  *   P gray:rules:<revision>:<nonce>:<i>   chunk i of that revision's text (whole lines, ≤ CHUNK_BYTES each)
+ * and each of them again under "<key>~1" and "<key>~2": a pool of memcached nodes (twemproxy's
+ * ketama) spreads the copies over its nodes, so losing a node loses no revision; a reader takes the
+ * newest pointer of the copies it finds, and for each chunk the first copy that matches the pointer.
  * Chunks are written first and the pointer last, so a reader never sees a half-written revision.
  * A revision is a time in milliseconds (later than the one it replaces): the newest wins even when
  * a flush or a lost node brings an older pointer back. The nonce keeps two writers that picked
@@ -83,12 +86,38 @@ export interface Pointer {
   crcs: number[];
 }
 
+/** Copies of the pointer and of each chunk, each under its own key. */
+export const COPIES = 3;
+
 export function pointerKey(prefix: string): string {
   return prefix + RULES_KEY;
 }
 
 export function chunkKey(prefix: string, p: Pointer, index: number): string {
   return `${prefix}${RULES_KEY}:${p.revision}:${p.nonce}:${index}`;
+}
+
+/** The key of a copy: the key itself for copy 0, "<key>~<copy>" for the others. */
+export function copyKey(key: string, copy: number): string {
+  return copy === 0 ? key : `${key}~${copy}`;
+}
+
+/** Every copy's key, the first being the key itself. */
+export function copyKeys(key: string): string[] {
+  const keys: string[] = [];
+  for (let copy = 0; copy < COPIES; copy++) keys.push(copyKey(key, copy));
+  return keys;
+}
+
+/** Of the pointer texts found (undefined where a copy is absent), the newest readable one, or undefined. */
+export function newestPointer(texts: (string | undefined)[]): { text: string; pointer: Pointer } | undefined {
+  let newest: { text: string; pointer: Pointer } | undefined;
+  for (const text of texts) {
+    const pointer = text === undefined ? undefined : parsePointer(text);
+    if (pointer !== undefined && (newest === undefined || pointer.revision > newest.pointer.revision))
+      newest = { text: text!, pointer };
+  }
+  return newest;
 }
 
 /** 1–32 bytes of lowercase letters, digits, - and _, and not "stable". */

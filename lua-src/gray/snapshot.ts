@@ -15,6 +15,7 @@
  * router to do so wins, the others change nothing).
  */
 import {
+  COPIES,
   DocumentReader,
   type Pointer,
   type RulesDocument,
@@ -22,13 +23,15 @@ import {
   STABLE,
   buildView,
   chunkKey,
+  copyKeys,
+  newestPointer,
   parsePointer,
   pointerKey,
 } from "./document.ts";
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
 import type { DocumentStatus } from "./status.ts";
-import { fetchFlag, fetchMany, storeBack, touchKeys } from "./store.ts";
+import { fetchMany, replaceStale, storeBack, touchKeys } from "./store.ts";
 
 const ngx_now = ngx.now;
 const ngx_time = ngx.time;
@@ -42,8 +45,8 @@ const LINES_PER_SLICE = 1000;
  */
 const YIELD_S = 0.001;
 const WARN_INTERVAL_S = 5;
-/** How often a worker touches its revision's chunks: finds evicted ones, and keeps them warm in memcached's LRU. */
-const TOUCH_INTERVAL_S = 30;
+/** How often a worker touches its revision's chunk copies: finds gone ones, and keeps them warm in memcached's LRU. */
+const TOUCH_INTERVAL_S = 10;
 /** The machine-wide lock of a write-back, so one worker per machine does it. */
 const HEAL_LOCK = "gray rules healing";
 const HEAL_LOCK_S = 5;
@@ -76,7 +79,8 @@ interface Loaded {
 let options!: RouterOptions;
 let connect!: MemcachedConnectOptions;
 let dict: SharedDict | undefined;
-let pointerName = "";
+/** The pointer's copies' keys. */
+let pointerNames: string[] = [];
 let view!: RulesView;
 let loaded: Loaded | undefined;
 let targets: Record<string, RouteTarget> = {};
@@ -90,7 +94,7 @@ let started = false;
 let loading = false;
 let nextTouchAt = 0;
 let nextWarnAt = 0;
-let lastWarned: string | undefined;
+let lastWarnedKind: ProblemKind | undefined;
 let unroutableWarned: Record<string, boolean> = {};
 
 /** The canaries this router can send to: its options name them. */
@@ -143,7 +147,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   // Its own pool name, never filled: each check connects afresh (see store.ts's session()).
   connect = { pool: `gray-rules ${parsed.memcached.host}:${parsed.memcached.port}` };
   dict = zone;
-  pointerName = pointerKey(parsed.key_prefix);
+  pointerNames = copyKeys(pointerKey(parsed.key_prefix));
   loaded = undefined;
   lastError = undefined;
   missingSince = undefined;
@@ -157,12 +161,18 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   buildTargets(undefined);
 }
 
-/** Something is wrong with the store's copy: remembered for /gray/status, warned when it changes or at most every few seconds. */
-function problem(message: string): void {
+/**
+ * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
+ * the same, whatever its text (a store answering garbage varies it with every reply).
+ */
+type ProblemKind = "store" | "gone" | "older" | "refused" | "write-back" | "dict" | "bug";
+
+/** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
+function problem(kind: ProblemKind, message: string): void {
   const now = ngx_now();
   lastError = message;
-  if (message === lastWarned && now < nextWarnAt) return;
-  lastWarned = message;
+  if (kind === lastWarnedKind && now < nextWarnAt) return;
+  lastWarnedKind = kind;
   nextWarnAt = now + WARN_INTERVAL_S;
   ngx_log(ngx.WARN, "gray.router: ", message);
 }
@@ -170,7 +180,7 @@ function problem(message: string): void {
 /** memcached failed: counted with the store's errors, and reported. */
 function storeProblem(message: string): void {
   count(STORE_ERROR_COUNTER.refresh, 1);
-  problem(message);
+  problem("store", message);
 }
 
 function keeping(): string {
@@ -201,20 +211,53 @@ function parse(chunks: string[]): RulesDocument | string {
   return reader.finish() ?? reader.failure!;
 }
 
-/**
- * Each chunk present and the one the pointer names (its CRC-32, one chunk between yields), the
- * whole as large as the pointer says.
- */
+/** The chunk is the one the pointer names (its CRC-32); a yield follows each check. */
+function matches(p: Pointer, index: number, chunk: string | undefined): boolean {
+  if (chunk === undefined) return false;
+  const same = ngx.crc32_long(chunk) === p.crcs[index];
+  ngx.sleep(YIELD_S);
+  return same;
+}
+
+/** Every chunk found and matching (`chunks` holds only matching ones), the whole as large as the pointer says. */
 function checkChunks(p: Pointer, chunks: (string | undefined)[], where: (i: number) => string): string | undefined {
   let bytes = 0;
   for (let i = 0; i < p.crcs.length; i++) {
     const chunk = chunks[i];
-    if (chunk === undefined) return `chunk ${where(i)} is missing`;
-    if (ngx.crc32_long(chunk) !== p.crcs[i]) return `chunk ${where(i)} does not match the pointer's checksum`;
+    if (chunk === undefined) return `chunk ${where(i)} is missing, or no copy of it matches the pointer's checksum`;
     bytes += chunk.length;
-    ngx.sleep(YIELD_S);
   }
   return bytes === p.bytes ? undefined : `its chunks hold ${bytes} bytes, the pointer says ${p.bytes}`;
+}
+
+/** Each chunk's copies' keys, the chunk's own key first. */
+function chunkCopyKeys(p: Pointer): string[][] {
+  return p.crcs.map((_, i) => copyKeys(chunkKey(options.key_prefix, p, i)));
+}
+
+/**
+ * Each chunk from memcached: its first copy, and the next copy only for chunks whose copy so far
+ * was missing or did not match (a lost node, an eviction), so a healthy pool costs one round trip.
+ */
+function fetchChunks(p: Pointer): LuaMultiReturn<[(string | undefined)[] | undefined, string | undefined]> {
+  const keys = chunkCopyKeys(p);
+  const chunks: (string | undefined)[] = keys.map(() => undefined);
+  for (let copy = 0; copy < COPIES; copy++) {
+    const wanted: number[] = [];
+    for (let i = 0; i < keys.length; i++) if (chunks[i] === undefined) wanted.push(i);
+    if (wanted.length === 0) break;
+    const [values, failure] = fetchMany(
+      options.memcached,
+      connect,
+      wanted.map((i) => keys[i]![copy]!),
+    );
+    if (values === undefined) return $multi(undefined, failure);
+    for (const i of wanted) {
+      const chunk = values.get(keys[i]![copy]!);
+      if (matches(p, i, chunk)) chunks[i] = chunk;
+    }
+  }
+  return $multi(chunks, undefined);
 }
 
 function size(record: Record<string, unknown>): number {
@@ -252,6 +295,7 @@ function saveCopy(): void {
     const [ok, why] = dict.safe_set(dictChunkKey(p, i), loaded.chunks[i]!);
     if (!ok) {
       problem(
+        "dict",
         `lua_shared_dict ${options.cache!.dict} has no room for a copy of revision ${p.revision} (${p.bytes} bytes: ${why}), so a reload's workers will load it from memcached; enlarge the zone`,
       );
       return;
@@ -271,7 +315,7 @@ function loadCopy(): boolean {
   const chunks: (string | undefined)[] = [];
   for (let i = 0; i < p.crcs.length; i++) {
     const [chunk] = dict.get(dictChunkKey(p, i));
-    chunks.push(typeof chunk === "string" ? chunk : undefined);
+    chunks.push(typeof chunk === "string" && matches(p, i, chunk) ? chunk : undefined);
   }
   if (checkChunks(p, chunks, (i) => `${i}`) !== undefined) return false;
   const doc = parse(chunks as string[]);
@@ -280,73 +324,116 @@ function loadCopy(): boolean {
   return true;
 }
 
-/** Writes the loaded revision back to memcached, one worker per machine at a time. */
-function writeBack(replacing: string): void {
+/**
+ * Writes what memcached lost of the loaded revision back: chunk copies with set (their keys name
+ * the revision: the same bytes), pointer copies with add (of several routers, the first wins, and
+ * a newer revision written meanwhile is never replaced). One worker per machine at a time.
+ */
+function writeBack(why: string, chunkKeys: string[], pointerKeys: string[], lock = true): void {
   if (loaded === undefined) return;
-  if (dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
+  if (lock && dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
   const p = loaded.pointer;
-  const chunks: [string, string][] = loaded.chunks.map((c, i) => [chunkKey(options.key_prefix, p, i), c]);
-  const [, failure] = storeBack(options.memcached, connect, chunks, pointerName, loaded.pointerText);
-  if (failure !== undefined) problem(`writing revision ${p.revision} back (${replacing}) failed: ${failure}`);
-  else ngx_log(ngx.NOTICE, `gray.router: wrote revision ${p.revision} back to memcached (${replacing})`);
+  const byKey: Record<string, string> = {};
+  chunkCopyKeys(p).forEach((copies, i) => {
+    for (const key of copies) byKey[key] = loaded!.chunks[i]!;
+  });
+  const sets: [string, string][] = chunkKeys.map((key) => [key, byKey[key]!]);
+  const adds: [string, string][] = pointerKeys.map((key) => [key, loaded!.pointerText]);
+  const [, failure] = storeBack(options.memcached, connect, sets, adds);
+  if (failure !== undefined) problem("write-back", `writing revision ${p.revision} back (${why}) failed: ${failure}`);
+  else ngx_log(ngx.NOTICE, `gray.router: wrote revision ${p.revision} back to memcached (${why})`);
 }
 
-/** Every so often: are the loaded revision's chunks still in memcached? Evicted ones are written back. */
+/**
+ * Every copy of the pointer holds an older revision than the loaded one (a node came back with
+ * old keys, ours were lost): the chunks go back, then each pointer copy still holding what was
+ * read is swapped for ours by compare-and-swap, so a revision written meanwhile is never replaced.
+ */
+function writeBackOver(stale: string, texts: (string | undefined)[]): void {
+  if (loaded === undefined) return;
+  if (dict !== undefined && !dict.add(HEAL_LOCK, true, HEAL_LOCK_S)[0]) return;
+  const all: string[] = [];
+  for (const copies of chunkCopyKeys(loaded.pointer)) for (const key of copies) all.push(key);
+  writeBack(
+    "an older revision in memcached",
+    all,
+    pointerNames.filter((_, i) => texts[i] === undefined),
+    false,
+  );
+  const [, failure] = replaceStale(options.memcached, connect, pointerNames, stale, loaded.pointerText);
+  if (failure !== undefined)
+    problem("write-back", `writing revision ${loaded.pointer.revision} back failed: ${failure}`);
+}
+
+/** Every so often: are the loaded revision's chunk copies still in memcached? Gone ones (evicted, a lost node) are written back. */
 function touchChunks(now: number): void {
   if (loaded === undefined || now < nextTouchAt) return;
   nextTouchAt = now + TOUCH_INTERVAL_S;
   const p = loaded.pointer;
-  const keys = p.crcs.map((_, i) => chunkKey(options.key_prefix, p, i));
+  const keys: string[] = [];
+  for (const copies of chunkCopyKeys(p)) for (const key of copies) keys.push(key);
   const [gone, failure] = touchKeys(options.memcached, connect, keys);
   if (gone === undefined) return storeProblem(`memcached: ${failure}`);
   if (gone.length === 0) return;
-  missingSince = missingSince ?? ngx_time();
-  problem(`revision ${p.revision}'s chunk ${gone[0]} was gone from memcached (evicted?); writing it back`);
-  writeBack("chunks evicted");
+  problem(
+    "gone",
+    `${gone.length} chunk cop(ies) of revision ${p.revision} were gone from memcached (evicted, or a node lost), ${gone[0]} first; writing them back`,
+  );
+  writeBack("chunks gone", gone, []);
 }
 
-/** One check of the pointer, and a load when it names a newer revision. */
+/** One check of the pointer's copies, and a load when the newest names a newer revision. */
 function refresh(): void {
   const now = ngx_now();
-  const [text, failure] = fetchFlag(options.memcached, connect, pointerName);
-  if (failure !== undefined)
+  const [values, failure] = fetchMany(options.memcached, connect, pointerNames);
+  if (values === undefined)
     return storeProblem(`memcached ${options.memcached.host}:${options.memcached.port}: ${failure}; ${keeping()}`);
   checkedAt = ngx_time();
-  if (text === undefined) {
+  const texts = pointerNames.map((key) => values.get(key));
+  const absent = pointerNames.filter((key) => values.get(key) === undefined);
+  const newest = newestPointer(texts);
+  if (newest === undefined) {
     if (loaded === undefined) {
-      lastError = undefined;
+      lastError = absent.length === COPIES ? undefined : `${pointerNames[0]} does not hold a rules pointer`;
       return;
     }
     missingSince = missingSince ?? checkedAt;
     problem(
-      `the rules document ${pointerName} is gone from memcached (flush, restart or eviction); ${keeping()} and writing it back`,
+      "gone",
+      `the rules document ${pointerNames[0]} is gone from memcached (flush, restart or eviction); ${keeping()} and writing it back`,
     );
-    return writeBack("pointer gone");
+    const all: string[] = [];
+    for (const copies of chunkCopyKeys(loaded.pointer)) for (const key of copies) all.push(key);
+    return writeBack("pointer gone", all, absent);
   }
-  if (loaded !== undefined && text === loaded.pointerText) {
+  const p = newest.pointer;
+  if (loaded !== undefined && newest.text === loaded.pointerText) {
     lastError = undefined;
     missingSince = undefined;
+    // A lost node took some copies with it: put them back on the nodes their keys now map to.
+    if (absent.length > 0) writeBack("pointer copies gone", [], absent);
     return touchChunks(now);
   }
-  const p = parsePointer(text);
-  if (p === undefined) return problem(`${pointerName} does not hold a rules pointer; ${keeping()}`);
-  if (loaded !== undefined && p.revision <= loaded.pointer.revision)
-    return problem(
-      `${pointerName} names revision ${p.revision}, older than this router's ${loaded.pointer.revision} (a node lost or restored?); ${keeping()}`,
+  if (loaded !== undefined && p.revision <= loaded.pointer.revision) {
+    problem(
+      "older",
+      `${pointerNames[0]} names revision ${p.revision}, older than this router's ${loaded.pointer.revision} (a node lost, or restored with old keys?); ${keeping()} and writing it back`,
     );
+    // Left there, an older pointer would be what the next edit builds on: rules going back in time.
+    return writeBackOver(newest.text, texts);
+  }
   if (p.bytes > options.max_rules_bytes)
     return problem(
+      "refused",
       `revision ${p.revision} is ${p.bytes} bytes, over max_rules_bytes (${options.max_rules_bytes}); ${keeping()}`,
     );
-  const keys = p.crcs.map((_, i) => chunkKey(options.key_prefix, p, i));
-  const [values, fetchFailure] = fetchMany(options.memcached, connect, keys);
-  if (values === undefined) return storeProblem(`memcached: ${fetchFailure}; ${keeping()}`);
-  const chunks = keys.map((k) => values.get(k));
-  const bad = checkChunks(p, chunks, (i) => keys[i]!);
-  if (bad !== undefined) return problem(`revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
-  const doc = parse(chunks);
-  if (typeof doc === "string") return problem(`revision ${p.revision} is refused: ${doc}; ${keeping()}`);
-  adopt(p, text, chunks, doc, "memcached");
+  const [chunks, fetchFailure] = fetchChunks(p);
+  if (chunks === undefined) return storeProblem(`memcached: ${fetchFailure}; ${keeping()}`);
+  const bad = checkChunks(p, chunks, (i) => chunkKey(options.key_prefix, p, i));
+  if (bad !== undefined) return problem("refused", `revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
+  const doc = parse(chunks as string[]);
+  if (typeof doc === "string") return problem("refused", `revision ${p.revision} is refused: ${doc}; ${keeping()}`);
+  adopt(p, newest.text, chunks as string[], doc, "memcached");
   saveCopy();
 }
 
@@ -355,7 +442,7 @@ function guardedRefresh(this: void): void {
   loading = true;
   const [ok, err] = pcall(refresh);
   loading = false;
-  if (!ok) problem(`loading the rules failed: ${err}`);
+  if (!ok) problem("bug", `loading the rules failed: ${err}`);
 }
 
 function onTimer(this: void, premature: boolean): void {

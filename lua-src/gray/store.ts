@@ -84,24 +84,50 @@ function getMany(
 }
 
 /**
- * Writes the chunks with set, then the pointer with add (so that of several routers writing the same
- * revision back, the first wins and the others change nothing): true when this one stored it.
+ * The `sets` with set, then the `adds` with add (a key someone stored meanwhile is left as it is):
+ * true when every add stored.
  */
 function writeBack(
   this: void,
   client: MemcachedClient,
-  chunks: [string, string][],
-  pointerKey: string,
-  pointer: string,
+  sets: [string, string][],
+  adds: [string, string][],
 ): LuaMultiReturn<[boolean | undefined, string | undefined]> {
-  for (const [key, value] of chunks) {
+  for (const [key, value] of sets) {
     const [stored, setError] = client.set(key, value);
     if (stored === undefined) return $multi(undefined, `set ${key}: ${setError}`);
   }
-  const [added, addError] = client.add(pointerKey, pointer);
-  if (added !== undefined) return $multi(true, undefined);
-  if (addError === "NOT_STORED") return $multi(false, undefined);
-  return $multi(undefined, `add ${pointerKey}: ${addError}`);
+  let all = true;
+  for (const [key, value] of adds) {
+    const [added, addError] = client.add(key, value);
+    if (added === undefined) {
+      if (addError !== "NOT_STORED") return $multi(undefined, `add ${key}: ${addError}`);
+      all = false;
+    }
+  }
+  return $multi(all, undefined);
+}
+
+/**
+ * Each key that still holds `stale` gets `value`, by compare-and-swap: a key someone changed
+ * meanwhile (a newer revision written) is left as it is. The number of keys swapped.
+ */
+function swapStale(
+  this: void,
+  client: MemcachedClient,
+  keys: string[],
+  stale: string,
+  value: string,
+): LuaMultiReturn<[number | undefined, string | undefined]> {
+  let swapped = 0;
+  for (const key of keys) {
+    const [current, , token] = client.gets(key);
+    if (current !== stale || token === undefined) continue;
+    const [ok, casError] = client.cas(key, value, token);
+    if (ok !== undefined) swapped++;
+    else if (casError !== "EXISTS" && casError !== "NOT_FOUND") return $multi(undefined, `cas ${key}: ${casError}`);
+  }
+  return $multi(swapped, undefined);
 }
 
 /** Touches each key (which also keeps it warm in memcached's LRU): the keys that were gone. */
@@ -142,11 +168,20 @@ export function fetchMany(
 export function storeBack(
   options: MemcachedOptions,
   connect: MemcachedConnectOptions,
-  chunks: [string, string][],
-  pointerKey: string,
-  pointer: string,
+  sets: [string, string][],
+  adds: [string, string][],
 ): LuaMultiReturn<[boolean | undefined, string | undefined]> {
-  return session(options, connect, writeBack, chunks, pointerKey, pointer);
+  return session(options, connect, writeBack, sets, adds);
+}
+
+export function replaceStale(
+  options: MemcachedOptions,
+  connect: MemcachedConnectOptions,
+  keys: string[],
+  stale: string,
+  value: string,
+): LuaMultiReturn<[number | undefined, string | undefined]> {
+  return session(options, connect, swapStale, keys, stale, value);
 }
 
 export function touchKeys(

@@ -28,6 +28,10 @@ interface MemcachedClient {
   /** Storage commands: (1) when stored, (nil, "NOT_STORED" or a failure) otherwise. */
   set(key: string, value: string, exptime?: number, flags?: number): LuaMultiReturn<[1] | [undefined, string]>;
   add(key: string, value: string, exptime?: number, flags?: number): LuaMultiReturn<[1] | [undefined, string]>;
+  /** The value and its compare-and-swap token; a miss or a failure has no value (the failure's position varies). */
+  gets(key: string): LuaMultiReturn<[string | undefined, unknown, string | undefined, string | undefined]>;
+  /** (1) when swapped, (nil, "EXISTS" | "NOT_FOUND" | a failure) otherwise. */
+  cas(key: string, value: string, cas_unique: string, exptime?: number): LuaMultiReturn<[1] | [undefined, string]>;
   /** (1) when the key was there, (nil, "NOT_FOUND") when not, (nil, failure) otherwise. */
   touch(key: string, exptime: number): LuaMultiReturn<[1] | [undefined, string]>;
   set_keepalive(max_idle_ms: number, pool_size: number): LuaMultiReturn<[1] | [undefined, string]>;

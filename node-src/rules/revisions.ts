@@ -10,6 +10,7 @@ import {
   type Pointer,
   type RulesDocument,
   chunkKey,
+  copyKeys,
   emptyDocument,
   formatPointer,
   parseDocument,
@@ -21,6 +22,13 @@ import { isUserId } from "../../lua-src/gray/rules.ts";
 import { type AdminStore, StoreError } from "../cli/store.ts";
 import { cloneDocument, nextRevision, pruneExpired } from "./edit.ts";
 import { crc32Text, encodeDocument } from "./format.ts";
+
+/**
+ * A chunk no copy of which is in memcached (evicted, flushed, a lost node): the one failure a
+ * reader may step past to an older revision's pointer copy. A chunk that is there but wrong, or a
+ * text that is no document, is someone else's writing: the operator must look (or --force).
+ */
+export class MissingChunkError extends StoreError {}
 
 export type RulesStore = Pick<AdminStore, "address" | "get" | "gets" | "set" | "add" | "cas" | "delete">;
 export type RulesReader = Pick<AdminStore, "get">;
@@ -38,19 +46,32 @@ export function strictCheck(kind: string, subject: string): boolean {
   return isUserId(subject);
 }
 
-/** What the pointer names, read and checked; a missing chunk or a wrong CRC is a StoreError naming the key. */
+/**
+ * What the pointer names, read and checked: each chunk from the first of its copies that matches
+ * the pointer's CRC-32. A chunk with no such copy is a StoreError naming its key.
+ */
 export async function readRevision(store: RulesReader, prefix: string, pointer: Pointer): Promise<RulesDocument> {
   const chunks: string[] = [];
   for (let i = 0; i < pointer.crcs.length; i++) {
     const key = chunkKey(prefix, pointer, i);
-    const chunk = await store.get(key);
-    if (chunk === undefined)
-      throw new StoreError(
-        `rules revision ${pointer.revision}: chunk ${key} is missing (evicted or flushed); routers that hold this revision write it back, or restore a backup with gray apply`,
+    let found = false;
+    for (const copy of copyKeys(key)) {
+      const chunk = await store.get(copy);
+      if (chunk === undefined) continue;
+      found = true;
+      if (crc32Text(chunk) !== pointer.crcs[i]) continue;
+      chunks.push(chunk);
+      break;
+    }
+    if (chunks.length === i) {
+      if (found)
+        throw new StoreError(
+          `rules revision ${pointer.revision}: chunk ${key} does not match its CRC-32 in the pointer`,
+        );
+      throw new MissingChunkError(
+        `rules revision ${pointer.revision}: chunk ${key} is missing in every copy (evicted or flushed); routers that hold this revision write it back, or restore a backup with gray apply`,
       );
-    if (crc32Text(chunk) !== pointer.crcs[i])
-      throw new StoreError(`rules revision ${pointer.revision}: chunk ${key} does not match its CRC-32 in the pointer`);
-    chunks.push(chunk);
+    }
   }
   const text = chunks.join("");
   if (text.length !== pointer.bytes)
@@ -72,8 +93,8 @@ export interface Current {
   doc: RulesDocument;
   /** undefined only for a forced read of a pointer that is not one. */
   pointer: Pointer | undefined;
-  /** The pointer's cas token (when read with gets). */
-  cas: string;
+  /** The cas token of the pointer's own key; undefined when only its copies are left (then add it). */
+  cas: string | undefined;
 }
 
 function badPointer(prefix: string, text: string): StoreError {
@@ -81,29 +102,70 @@ function badPointer(prefix: string, text: string): StoreError {
 }
 
 /**
- * The current document (gets on the pointer), undefined when there is none. With `force`, one
- * that cannot be read counts as empty (its pointer still guards the swap): the operator's way out.
+ * The pointer's copies, newest revision first; a copy that is no pointer is reported when nothing
+ * better is found. The first key's cas token comes along (gets), for the swap.
  */
-export async function readCurrent(store: RulesStore, prefix: string, force = false): Promise<Current | undefined> {
-  const found = await store.gets(pointerKey(prefix));
-  if (found === undefined) return undefined;
-  const pointer = parsePointer(found.value);
-  try {
-    if (pointer === undefined) throw badPointer(prefix, found.value);
-    return { doc: await readRevision(store, prefix, pointer), pointer, cas: found.cas };
-  } catch (err) {
-    if (!force || !(err instanceof StoreError)) throw err;
-    return { doc: emptyDocument(), pointer, cas: found.cas };
+async function pointerCopies(
+  store: RulesReader & Partial<Pick<RulesStore, "gets">>,
+  prefix: string,
+): Promise<{ found: boolean; texts: string[]; pointers: Pointer[]; cas: string | undefined }> {
+  const [first, ...others] = copyKeys(pointerKey(prefix));
+  const own = store.gets === undefined ? undefined : await store.gets(first!);
+  const texts: string[] = [];
+  if (store.gets === undefined) {
+    const text = await store.get(first!);
+    if (text !== undefined) texts.push(text);
+  } else if (own !== undefined) texts.push(own.value);
+  for (const key of others) {
+    const text = await store.get(key);
+    if (text !== undefined) texts.push(text);
   }
+  const pointers = texts
+    .map((t) => parsePointer(t))
+    .filter((p): p is Pointer => p !== undefined)
+    .sort((a, b) => b.revision - a.revision);
+  return { found: texts.length > 0, texts, pointers, cas: own?.cas };
+}
+
+/**
+ * The newest revision the pointer's copies name whose chunks are all there: a newer one whose
+ * chunks a lost node took is stepped past (routers write them back). Undefined when there is no
+ * copy. A copy that is no pointer, or a revision that is there but wrong, is refused; with
+ * `force`, that counts as an empty document: the operator's way out.
+ */
+async function newestReadable(
+  store: RulesReader & Partial<Pick<RulesStore, "gets">>,
+  prefix: string,
+  force: boolean,
+): Promise<Current | undefined> {
+  const copies = await pointerCopies(store, prefix);
+  if (!copies.found) return undefined;
+  const garbage = copies.texts.find((t) => parsePointer(t) === undefined);
+  let failure: StoreError | undefined = garbage === undefined ? undefined : badPointer(prefix, garbage);
+  for (const pointer of failure === undefined ? copies.pointers : []) {
+    try {
+      return { doc: await readRevision(store, prefix, pointer), pointer, cas: copies.cas };
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      failure ??= err;
+      if (!(err instanceof MissingChunkError)) break;
+    }
+  }
+  if (force) return { doc: emptyDocument(), pointer: copies.pointers[0], cas: copies.cas };
+  throw failure!;
+}
+
+/**
+ * The current document (with the pointer's cas token), undefined when there is none. With `force`,
+ * one that cannot be read counts as empty (the pointer still guards the swap).
+ */
+export function readCurrent(store: RulesStore, prefix: string, force = false): Promise<Current | undefined> {
+  return newestReadable(store, prefix, force);
 }
 
 /** The current document for reading only (get), undefined when there is none. */
 export async function readDocument(store: RulesReader, prefix: string): Promise<RulesDocument | undefined> {
-  const text = await store.get(pointerKey(prefix));
-  if (text === undefined) return undefined;
-  const pointer = parsePointer(text);
-  if (pointer === undefined) throw badPointer(prefix, text);
-  return readRevision(store, prefix, pointer);
+  return (await newestReadable(store, prefix, false))?.doc;
 }
 
 /** user@host of this process, for the history. */
@@ -168,15 +230,31 @@ async function currentOrRestored(
   }
 }
 
-/** Deletes a revision's chunks; failures are warnings (they only cost memory until evicted). */
+/** Deletes every copy of a revision's chunks; failures are warnings (they only cost memory until evicted). */
 async function deleteChunks(store: RulesStore, prefix: string, pointer: Pointer, options: EditOptions): Promise<void> {
   for (let i = 0; i < pointer.crcs.length; i++) {
-    const key = chunkKey(prefix, pointer, i);
+    for (const key of copyKeys(chunkKey(prefix, pointer, i))) {
+      try {
+        await store.delete(key);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        options.warn?.(`warning: old rules chunk ${key} not deleted: ${err.message}`);
+      }
+    }
+  }
+}
+
+/**
+ * The pointer's other copies follow its own key once that is swapped: a reader takes the newest
+ * copy, so one left behind (its node down) is only older, never wrong. A failure is a warning.
+ */
+async function copyPointer(store: RulesStore, prefix: string, text: string, options: EditOptions): Promise<void> {
+  for (const key of copyKeys(pointerKey(prefix)).slice(1)) {
     try {
-      await store.delete(key);
+      await store.set(key, text);
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
-      options.warn?.(`warning: old rules chunk ${key} not deleted: ${err.message}`);
+      options.warn?.(`warning: pointer copy ${key} not written (readers use the other copies): ${err.message}`);
     }
   }
 }
@@ -212,12 +290,13 @@ export async function editRules<R>(
       change: options.change,
     });
     const { pointer, chunks } = encodeDocument(doc);
-    for (const [i, chunk] of chunks.entries()) await store.set(chunkKey(prefix, pointer, i), chunk);
+    for (const [i, chunk] of chunks.entries())
+      for (const copy of copyKeys(chunkKey(prefix, pointer, i))) await store.set(copy, chunk);
+    const text = formatPointer(pointer);
     const swapped =
-      current === undefined
-        ? await store.add(key, formatPointer(pointer))
-        : (await store.cas(key, formatPointer(pointer), current.cas)) === "stored";
+      current?.cas === undefined ? await store.add(key, text) : (await store.cas(key, text, current.cas)) === "stored";
     if (swapped) {
+      await copyPointer(store, prefix, text, options);
       for (const h of dropped) {
         const old = h.pointer === undefined ? undefined : parsePointer(h.pointer);
         if (old !== undefined) await deleteChunks(store, prefix, old, options);
