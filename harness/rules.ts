@@ -7,6 +7,7 @@ import {
   DEFAULT_CANARY,
   type RulesDocument,
   chunkKey,
+  copyKeys,
   emptyDocument,
   formatPointer,
   pointerKey,
@@ -39,7 +40,7 @@ export function editDocument(
 
 /**
  * Writes the edited document as the next revision just as the edit left it: no expired entry
- * pruned, no history line, no compare-and-swap (the pointer is set). For what readers make of a
+ * pruned, no history line, no compare-and-swap (the pointer's copies are set). For what readers make of a
  * document the CLI would not write, such as entries already expired. Returns the revision.
  */
 export function writeDocumentAsIs(
@@ -53,8 +54,10 @@ export function writeDocumentAsIs(
     edit(doc);
     doc.revision = Math.max(Date.now(), (current?.doc.revision ?? 0) + 1);
     const { pointer, chunks } = encodeDocument(doc);
-    for (const [i, chunk] of chunks.entries()) await store.set(chunkKey(prefix, pointer, i), chunk);
-    await store.set(pointerKey(prefix), formatPointer(pointer));
+    // Every copy, as the CLI writes them: a copy left out would be put back by the routers.
+    for (const [i, chunk] of chunks.entries())
+      for (const key of copyKeys(chunkKey(prefix, pointer, i))) await store.set(key, chunk);
+    for (const key of copyKeys(pointerKey(prefix))) await store.set(key, formatPointer(pointer));
     return doc.revision;
   });
 }

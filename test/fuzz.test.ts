@@ -11,8 +11,9 @@
  * - from an untrusted peer, the route is the peer's own: spoofed headers change nothing;
  * and over the run: no Lua error in error.log, and every command memcached got is one the router
  * may send, with keys it may ask (`<prefix><ip as nginx prints it>` a request could make it ask,
- * and, from the rules timer, the pointer `<prefix>gray:rules` and the chunks of revisions written):
- * never a user id, never a 0.1 per-rule key, seen from memcached's side of the wire.
+ * and, from the rules timer, the pointer `<prefix>gray:rules` and the chunks of revisions written,
+ * each with its copies `~1` and `~2`): never a user id, never a 0.1 per-rule key, seen from
+ * memcached's side of the wire.
  * GRAY_FUZZ_SEED replays a run; the seed is printed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +26,7 @@ import { editDocument } from "../harness/rules.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
 import { clientIp } from "../lua-src/gray/client_ip.ts";
-import { chunkKey, emptyDocument, parsePointer, pointerKey } from "../lua-src/gray/document.ts";
+import { chunkKey, copyKeys, emptyDocument, parsePointer, pointerKey } from "../lua-src/gray/document.ts";
 import { formatAddress, forwardedAddress, parseAddress, parseCidr } from "../lua-src/gray/ip.ts";
 import type { RouterOptions } from "../lua-src/gray/options.ts";
 import { explain, routerOptions } from "../node-src/cli/explain.ts";
@@ -69,16 +70,17 @@ const STATES: (State | undefined)[] = [
   },
 ];
 
-const RULES_KEY = `${PREFIX}gray:rules`;
-/** A chunk key as the format names them: <prefix>gray:rules:<revision>:<nonce>:<index>. */
-const CHUNK_KEY = /^gray:rules:\d{1,15}:[A-Za-z0-9]{1,16}:\d+$/;
+/** The pointer and its copies (<key>~1, <key>~2). */
+const POINTER_KEYS = copyKeys(pointerKey(PREFIX));
+/** A chunk key as the format names them: <prefix>gray:rules:<revision>:<nonce>:<index>, or a copy's (~1, ~2). */
+const CHUNK_KEY = /^gray:rules:\d{1,15}:[A-Za-z0-9]{1,16}:\d+(~[12])?$/;
 
 /** Why a key seen by memcached is not one the router may ask for; undefined when it is. Independent of the router's code. */
 function keyProblem(key: string): string | undefined {
   if (Buffer.byteLength(key, "latin1") > 250) return "longer than memcached's 250 bytes";
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
-  if (rest === "gray:rules" || CHUNK_KEY.test(rest)) return undefined;
+  if (/^gray:rules(~[12])?$/.test(rest) || CHUNK_KEY.test(rest)) return undefined;
   if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.1 per-rule key the router no longer reads";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";
@@ -167,7 +169,7 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       const reader = { get: (key: string) => Promise.resolve(mirror.get(key)) };
       const options: RouterOptions = routerOptions((await fetchStatus(router.statusUrl)).config);
       /** Keys the router may ask memcached for: the pointer, chunks written, the addresses requests give it. */
-      const askable = new Set<string>([RULES_KEY]);
+      const askable = new Set<string>(POINTER_KEYS);
       /** The state's document written, and mirrored (pointer and chunks); returns the revision. */
       async function writeState(state: State): Promise<number> {
         const { revision } = await editDocument(memcached.address, PREFIX, `state ${JSON.stringify(state)}`, (doc) => {
@@ -178,13 +180,13 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
           for (const [ip, canary] of world.ipRules) flag(doc, "ip", ip, canary, 0);
           for (const [user, canary] of world.userRules) flag(doc, "user", user, canary, 0);
         });
-        const pointerText = (await store.get(pointerKey(PREFIX)))!;
-        mirror.set(RULES_KEY, pointerText);
-        const pointer = parsePointer(pointerText)!;
+        for (const key of POINTER_KEYS) mirror.set(key, (await store.get(key))!);
+        const pointer = parsePointer(mirror.get(pointerKey(PREFIX))!)!;
         for (let i = 0; i < pointer.crcs.length; i++) {
-          const key = chunkKey(PREFIX, pointer, i);
-          mirror.set(key, (await store.get(key))!);
-          askable.add(key);
+          for (const key of copyKeys(chunkKey(PREFIX, pointer, i))) {
+            mirror.set(key, (await store.get(key))!);
+            askable.add(key);
+          }
         }
         return revision;
       }
@@ -279,8 +281,8 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
           keys++;
           const problem = keyProblem(key) ?? (askable.has(key) ? undefined : "not one the requests could make it ask");
           if (problem !== undefined) badKeys.push(`${JSON.stringify(key.slice(0, 120))}: ${problem}`);
-          else if (key === RULES_KEY) kinds.pointer++;
-          else if (key.startsWith(RULES_KEY)) kinds.chunk++;
+          else if (POINTER_KEYS.includes(key)) kinds.pointer++;
+          else if (key.startsWith(pointerKey(PREFIX))) kinds.chunk++;
           else if (key.includes(":", PREFIX.length)) kinds.ip6++;
           else kinds.ip4++;
         }
