@@ -113,8 +113,7 @@ export function renderStackConf(
 ): string {
   const given = (options.memcached ?? {}) as Record<string, LuaValue>;
   const names = extra.canaries ?? [];
-  const canaryOption =
-    names.length === 0 ? {} : { canaries: Object.fromEntries(names.map((n) => [n, {}])) };
+  const canaryOption = names.length === 0 ? {} : { canaries: Object.fromEntries(names.map((n) => [n, {}])) };
   const site = renderSite({
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
     options: { ...canaryOption, ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
