@@ -59,6 +59,10 @@ export interface RouterOptions extends RuleOptions {
   canaries: Record<string, CanaryTargets>;
   /** A rules document larger than this is refused (the last revision is kept). */
   max_rules_bytes: number;
+  /** A file holding the key rules revisions are signed with: only revisions that verify are adopted. */
+  rules_key_file: string | undefined;
+  /** What configure() read from rules_key_file; never logged or shown. */
+  rules_key: string | undefined;
 }
 
 export const DEFAULT_CACHE_DICT = "gray_cache";
@@ -126,6 +130,18 @@ export function parseAuthFile(text: string): Credentials | string {
   return "it has no user:password line";
 }
 
+/** A rules key shorter than this is refused: an HMAC key is only as strong as its bytes. */
+export const MIN_RULES_KEY_BYTES = 16;
+
+/** The key in a rules key file (its text, trailing newlines dropped), or what is wrong with it. */
+export function parseKeyFile(text: string): string | { error: string } {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 13)) end--;
+  const key = text.substring(0, end);
+  if (key.length < MIN_RULES_KEY_BYTES) return { error: `it must hold a key of at least ${MIN_RULES_KEY_BYTES} bytes` };
+  return key;
+}
+
 /** What is wrong with a canary_value, or undefined when it is good: CR or LF would break memcached's text protocol. */
 export function checkCanaryValue(value: unknown): string | undefined {
   if (typeof value !== "string" || value.length === 0 || value.indexOf("\r") >= 0 || value.indexOf("\n") >= 0) {
@@ -183,6 +199,7 @@ const ROUTER_KEYS: Record<string, boolean> = {
   ip_keys: true,
   canaries: true,
   max_rules_bytes: true,
+  rules_key_file: true,
 };
 const CANARY_KEYS: Record<string, boolean> = { location: true, upstream: true };
 
@@ -337,6 +354,9 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const maxBytes = raw.max_rules_bytes === undefined ? DEFAULT_MAX_RULES_BYTES : raw.max_rules_bytes;
   if (!isInteger(maxBytes, 1024, 1024 * 1024 * 1024))
     return invalid("max_rules_bytes", "an integer in 1024..1073741824", maxBytes);
+  const keyFile = raw.rules_key_file;
+  if (keyFile !== undefined && (typeof keyFile !== "string" || keyFile.length === 0 || !isKeySafe(keyFile)))
+    return invalid("rules_key_file", "the path of a file holding the rules key", keyFile);
   const cache: CacheOptions | undefined =
     dict === false ? undefined : { dict: dict === undefined ? DEFAULT_CACHE_DICT : dict, required: dict !== undefined };
 
@@ -369,5 +389,7 @@ export function parseOptions(input: unknown): RouterOptions | string {
     ip_keys: ipKeys,
     canaries,
     max_rules_bytes: maxBytes,
+    rules_key_file: keyFile,
+    rules_key: undefined,
   };
 }

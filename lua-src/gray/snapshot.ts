@@ -27,6 +27,7 @@ import {
   newestPointer,
   parsePointer,
   pointerKey,
+  signedText,
 } from "./document.ts";
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
@@ -165,7 +166,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
  * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
  * the same, whatever its text (a store answering garbage varies it with every reply).
  */
-type ProblemKind = "store" | "gone" | "older" | "refused" | "write-back" | "dict" | "bug";
+type ProblemKind = "store" | "gone" | "older" | "refused" | "unsigned" | "write-back" | "dict" | "bug";
 
 /** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
 function problem(kind: ProblemKind, message: string): void {
@@ -233,6 +234,12 @@ function checkChunks(p: Pointer, chunks: (string | undefined)[], where: (i: numb
     bytes += chunk.length;
   }
   return bytes === p.bytes ? undefined : `its chunks hold ${bytes} bytes, the pointer says ${p.bytes}`;
+}
+
+/** The revision carries the HMAC of its text under the key: checked once per revision, never per request. */
+function signedBy(key: string, p: Pointer, chunks: string[]): boolean {
+  if (p.signature === undefined) return false;
+  return ngx.encode_base64(ngx.hmac_sha1(key, signedText(p, chunks.join("")))) === p.signature;
 }
 
 /** Each chunk's copies' keys, the chunk's own key first. */
@@ -323,6 +330,8 @@ function loadCopy(): boolean {
     chunks.push(typeof chunk === "string" && matches(p, i, chunk) ? chunk : undefined);
   }
   if (checkChunks(p, chunks, (i) => `${i}`) !== undefined) return false;
+  // Saved under another conf perhaps (a reload that added rules_key_file): checked like memcached's.
+  if (options.rules_key !== undefined && !signedBy(options.rules_key, p, chunks as string[])) return false;
   const doc = parse(chunks as string[]);
   if (typeof doc === "string") return false;
   adopt(p, text as string, chunks as string[], doc, "shared dict");
@@ -436,6 +445,11 @@ function refresh(): void {
   if (chunks === undefined) return storeProblem(`memcached: ${fetchFailure}; ${keeping()}`);
   const bad = checkChunks(p, chunks, (i) => chunkKey(options.key_prefix, p, i));
   if (bad !== undefined) return problem("refused", `revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
+  if (options.rules_key !== undefined && !signedBy(options.rules_key, p, chunks as string[]))
+    return problem(
+      "unsigned",
+      `revision ${p.revision} is refused: it is ${p.signature === undefined ? "not signed" : "signed with another key, or forged"} (rules_key_file); ${keeping()}`,
+    );
   const doc = parse(chunks as string[]);
   if (typeof doc === "string") return problem("refused", `revision ${p.revision} is refused: ${doc}; ${keeping()}`);
   adopt(p, newest.text, chunks as string[], doc, "memcached");

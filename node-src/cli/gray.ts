@@ -11,7 +11,8 @@ import { UpgradeError } from "../nginx-master.ts";
 import { RulesEditError } from "../rules/edit.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
-import { checkPrefix, readCredentials } from "./shared-flags.ts";
+import { useRulesKey } from "../rules/signing.ts";
+import { checkPrefix, readCredentials, readRulesKey } from "./shared-flags.ts";
 import { RouterError } from "./status.ts";
 import { StoreError, parseHostPort, useStoreDefaults } from "./store.ts";
 
@@ -64,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
     const authFile = (values["auth-file"] as string | undefined) ?? process.env.GRAY_MEMCACHED_AUTH_FILE;
     if (authFile !== undefined) useStoreDefaults({ auth: readCredentials(authFile) });
+    const keyFile = (values["rules-key-file"] as string | undefined) ?? process.env.GRAY_RULES_KEY_FILE;
+    if (keyFile !== undefined) useRulesKey(readRulesKey(keyFile));
     const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);
     work = command.prepare({ args: positionals, values, memcached, memcachedGiven: given !== undefined, prefix, json });
   } catch (err) {
