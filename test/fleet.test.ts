@@ -143,7 +143,7 @@ describe("a fleet: 3 routers, 2 memcached behind nutcracker", () => {
     );
 
     // The CLI itself, on a sample, against each router's status URL in turn.
-    const sample = clients.filter((_, i) => i % 50 === 0);
+    const sample = clients.filter((_, i) => i % 80 === 0);
     await pool(sample, 2, async (c) => {
       const i = clients.indexOf(c);
       const router = fleet.routers[i % fleet.routers.length]!;
@@ -290,6 +290,13 @@ describe("a fleet losing a memcached node under load: 2 routers, 3 nodes, ip_key
         fleet.nodes.map((n) => withStore(n.address, async (s) => (await s.get(pointerKey(""))) !== undefined)),
       );
       const victim = fleet.nodes[Math.max(0, holders.indexOf(true))]!;
+      const pointerCopies: number[][] = [];
+      for (const key of copyKeys(pointerKey(""))) {
+        const held: number[] = [];
+        for (const [i, n] of fleet.nodes.entries())
+          if ((await withStore(n.address, (s) => s.get(key))) !== undefined) held.push(i);
+        pointerCopies.push(held);
+      }
       const killedAt = performance.now();
       const marks: string[] = [`kill ${new Date().toISOString()}`];
       await victim.kill();
@@ -333,12 +340,16 @@ describe("a fleet losing a memcached node under load: 2 routers, 3 nodes, ip_key
 
       const report = {
         marks,
+        victim: fleet.nodes.indexOf(victim),
+        pointerCopies,
         before: before.revision,
         proxyLog: fleet.proxy.log().split("\n").slice(-30),
         summaries: summaries.map((s) => ({ sent: s.sent, failed: s.failed, non2xx: s.non2xx, routes: s.routes })),
         attempts,
         afterRestart: after,
-        proxyStats,
+        ejects: Object.fromEntries(
+          Object.entries(proxyStats).map(([k, v]) => [k, [v.server_err, v.server_ejected_at]]),
+        ),
         copies,
         healedMs: Math.round(healedMs),
         statuses: await Promise.all(fleet.routers.map(async (r) => (await fetchStatus(r.statusUrl)).document)),
