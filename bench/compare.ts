@@ -18,7 +18,7 @@ import {
   startVariant,
   table,
 } from "./measure.ts";
-import { VARIANTS, type Variant } from "./variants.ts";
+import { VARIANTS, type Variant, writeVariantRules } from "./variants.ts";
 
 /** What a cached router may add to its pattern's floor, in worker CPU µs per request. */
 export const FLOOR_MARGIN_US = 2;
@@ -61,7 +61,10 @@ export async function compareVariants(bed: Bed, load: RoundPlan, memcached: Memc
       logOffset: 0,
     }));
     const measured = [...started, ...baselines];
-    for (const v of VARIANTS) for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+    for (const v of VARIANTS) {
+      for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+      await writeVariantRules(memcached.address, v);
+    }
     // Warm-up: pools, caches and LuaJIT traces; error.log is judged from here on.
     await interleave(measured, { ...load, rounds: 1, seconds: 1 });
     for (const s of started) s.logOffset = s.nginx.errorLog().length;

@@ -1,13 +1,15 @@
 /**
- * How the router's cost moves with what it is given: flagged IPs in memcached, distinct clients,
- * ranges, workers. Each point is measured against plain proxy_pass in the same interleaved
+ * How the router's cost moves with what it is given: flagged IPs in memcached (per-IP seed keys),
+ * distinct clients, ranges (in the rules document), workers. Each point is measured against plain proxy_pass in the same interleaved
  * rounds, as req/s ratio and as worker CPU per request.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { bulkSet, type FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
 import type { NginxServer } from "../harness/nginx.ts";
+import { setRanges } from "../harness/rules.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
+import type { LuaValue } from "../node-src/lua-literal.ts";
 import { type Bed, type RoundPlan, type Sample, interleave, median, ratios, startVariant } from "./measure.ts";
 import { cyclingClient, cyclingClients, plain, router } from "./variants.ts";
 
@@ -30,16 +32,31 @@ export interface GrowthContext extends Bed {
 }
 
 const TRUSTED = { trusted_proxies: ["127.0.0.1"] };
-/** Longer than cache_ttl_ms (500): the workers have re-read the weight and ranges. */
+export const NO_IP_KEYS_SERIES = "clients, ip_keys = false";
+/** Longer than cache_ttl_ms (500) and a load: the workers have loaded the new rules revision. */
 const REFRESHED_MS = 1200;
 
 interface Series {
   name: string;
+  /** The router's configure() options (default: the trusted proxy only). */
+  options?: Record<string, LuaValue>;
+  /** What the note says about a run (default: the per-IP key cache's hit rate). */
+  note?: (ctx: GrowthContext, url: string, run: () => Promise<void>) => Promise<string>;
   points: { label: string; prepare?: () => Promise<void>; script?: string; workers?: number }[];
 }
 
+/** memcached's gets per second over a run: with ip_keys = false, only the workers' rules checks. */
+async function storeGets(ctx: GrowthContext, _url: string, run: () => Promise<void>): Promise<string> {
+  const before = Number((await ctx.flags.stats()).cmd_get);
+  const started = performance.now();
+  await run();
+  const seconds = (performance.now() - started) / 1000;
+  const gets = Number((await ctx.flags.stats()).cmd_get) - before;
+  return `memcached gets ${(gets / seconds).toFixed(1)}/s`;
+}
+
 /** The store's hit rate over a run, from /gray/status (counters reach the dict within a second). */
-async function hitRate(url: string, run: () => Promise<void>): Promise<string> {
+async function hitRate(_ctx: GrowthContext, url: string, run: () => Promise<void>): Promise<string> {
   const before = (await fetchStatus(`${url}/gray/status`)).store;
   await run();
   await sleep(1100);
@@ -63,14 +80,14 @@ async function runSeries(ctx: GrowthContext, series: Series): Promise<GrowthPoin
         current = {
           workers,
           plain: await startVariant(ctx, plain(listen), workers),
-          router: await startVariant(ctx, router(TRUSTED, listen), workers),
+          router: await startVariant(ctx, router(series.options ?? TRUSTED, listen), workers),
         };
       }
       await p.prepare?.();
       const { plain: plainNginx, router: routerNginx } = current;
       const name = `${series.name} ${p.label}`;
       let samples = new Map<string, Sample[]>();
-      const note = await hitRate(routerNginx.url, async () => {
+      const note = await (series.note ?? hitRate)(ctx, routerNginx.url, async () => {
         // Plain proxy_pass gets the same requests, so the pair differs only in the routing.
         samples = await interleave(
           [
@@ -108,8 +125,8 @@ function* bulkKeys(from: number, to: number): Generator<string> {
 }
 
 /** 100.64.0.0/10-ish /24s, every other one so none merge with the next. */
-function rangeList(count: number): string {
-  return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`).join(" ");
+function rangeList(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `100.${64 + (i >> 7)}.${(i & 127) * 2}.0/24`);
 }
 
 export async function growth(
@@ -134,13 +151,20 @@ export async function growth(
       points: sizes.clients.map((n) => ({ label: n.toLocaleString("en"), script: cyclingClients(n) })),
     },
     {
+      // No per-IP keys: every client is answered from the rules in memory, however many there are.
+      name: NO_IP_KEYS_SERIES,
+      options: { ...TRUSTED, ip_keys: false },
+      note: storeGets,
+      points: sizes.clients.map((n) => ({ label: n.toLocaleString("en"), script: cyclingClients(n) })),
+    },
+    {
       name: "ranges",
       points: sizes.ranges.map((n) => ({
         label: n.toLocaleString("en"),
         // 1,000 clients outside every range: each request searches the whole structure.
         script: cyclingClients(1000),
         prepare: async () => {
-          await ctx.flags.set("gray:ranges", rangeList(n));
+          await setRanges(ctx.memcached.address, "", rangeList(n));
           await sleep(REFRESHED_MS);
         },
       })),

@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,memory,profile,helpers,fleet] [--requests N]
+ *                  [--parts main,growth,rules,memory,profile,helpers,fleet] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
@@ -15,6 +15,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FlagStore } from "../harness/flags.ts";
 import type { NginxServer } from "../harness/nginx.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
@@ -23,15 +24,15 @@ import { LUA_DIR, LUA_SHIM_DIR, ROOT } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { backend } from "../harness/stack.ts";
-import { growth } from "./growth.ts";
+import { NO_IP_KEYS_SERIES, growth } from "./growth.ts";
 import { type Goal, compareVariants, fmt } from "./compare.ts";
 import { type Bed, type RoundPlan, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
-import { documentLoads } from "./rules.ts";
-import { VARIANTS, type Variant } from "./variants.ts";
+import { documentLoads, storeLoad } from "./rules.ts";
+import { RULES_LOADED_MS, VARIANTS, type Variant, writeVariantRules } from "./variants.ts";
 
 const { values } = parseArgs({
   options: {
@@ -41,8 +42,23 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,fleet" },
     requests: { type: "string", default: "1000000" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
+                 [--parts main,growth,rules,memory,profile,helpers,fleet] [--requests N]
+
+parts (default: all of them, in this order):
+  main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
+  growth   cost against flagged IPs (per-IP seed keys), distinct clients, ranges (rules document), workers
+  rules    a large rules document loading under load: time, slowest request, memory
+  memory   a worker's RSS over --requests requests
+  profile  where a worker's time goes, sampled with perf (when linux-perf is installed)
+  helpers  the TypeScriptToLua helpers on the request path, timed
+  fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
+  process.exit(0);
+}
 const LOAD: RoundPlan = {
   rounds: Number(values.rounds),
   seconds: Number(values.seconds),
@@ -71,9 +87,10 @@ function machine(runtime: Runtime): Record<string, unknown> {
   };
 }
 
-/** Runs `use` on the variant's own nginx, with the memcached keys it needs, then stops it. */
+/** Runs `use` on the variant's own nginx, with the memcached keys and rules document it needs, then stops it. */
 async function withVariant<T>(
   bed: Bed,
+  memcached: MemcachedServer,
   flags: FlagStore,
   v: Variant,
   use: (nginx: NginxServer) => Promise<T>,
@@ -81,6 +98,7 @@ async function withVariant<T>(
   const nginx = await startVariant(bed, v.http);
   try {
     for (const [k, val] of Object.entries(v.keys ?? {})) await flags.set(k, val);
+    if (await writeVariantRules(memcached.address, v)) await sleep(RULES_LOADED_MS);
     return await use(nginx);
   } finally {
     await nginx.stop();
@@ -110,6 +128,16 @@ async function main(): Promise<number> {
         { flagged: [10, 1000, 100000, 1000000], clients: [10, 1000, 10000, 100000], ranges: [1, 100, 10000] },
       );
       result.growth = { load: GROWTH_LOAD, points };
+      // Router CPU over plain's in the same rounds, so drift between points cancels out.
+      const memoryOnly = points.filter((p) => p.series === NO_IP_KEYS_SERIES).map((p) => p.cpuUs - p.plainCpuUs);
+      if (memoryOnly.length > 1) {
+        const worst = Math.max(...memoryOnly.slice(1).map((d) => d - memoryOnly[0]!));
+        targets.push({
+          name: "ip_keys = false: each clients row's CPU over plain within 2 µs of the 10-client row's (µs)",
+          value: worst,
+          met: worst <= 2,
+        });
+      }
       console.log(
         `\nGrowth (${GROWTH_LOAD.rounds} rounds x ${GROWTH_LOAD.seconds} s per point, router against plain proxy_pass in the same rounds)\n`,
       );
@@ -153,6 +181,19 @@ async function main(): Promise<number> {
           ]),
         ),
       );
+      const load = await storeLoad(bed, memcached, flags, 30);
+      result.storeLoad = load;
+      const perSecond = (n: number) => fmt(n / load.seconds, 1);
+      console.log(
+        `\nmemcached gets, ip_keys = false, ${load.workers} workers, ${load.seconds} s each: idle ${load.idle.gets} (${perSecond(load.idle.gets)}/s); ` +
+          `${load.loaded.requests.toLocaleString("en")} requests from 100,000 clients: ${load.loaded.gets} (${perSecond(load.loaded.gets)}/s)`,
+      );
+      const ratio = load.loaded.gets / Math.max(load.idle.gets, 1);
+      targets.push({
+        name: "ip_keys = false: memcached gets under load ÷ idle ≈ 1 (within 0.8..1.25)",
+        value: ratio,
+        met: ratio >= 0.8 && ratio <= 1.25,
+      });
       const hundredK = loads.find((r) => r.entries === 100000);
       if (hundredK) {
         targets.push({
@@ -172,7 +213,7 @@ async function main(): Promise<number> {
       const runs = [];
       for (const v of VARIANTS.filter((x) => x.name === "cached" || x.name === "rules")) {
         runs.push(
-          await withVariant(bed, flags, v, (nginx) =>
+          await withVariant(bed, memcached, flags, v, (nginx) =>
             memoryRun(v.name, nginx, MEMORY_REQUESTS, LOAD.connections, v.wrkScript),
           ),
         );
@@ -204,7 +245,7 @@ async function main(): Promise<number> {
           ["plain", "floor", "cached", "floor-var", "cached-var", "uncounted", "rules"].includes(x.name),
         )) {
           profiles.push(
-            await withVariant(bed, flags, v, (nginx) =>
+            await withVariant(bed, memcached, flags, v, (nginx) =>
               profile(v.name, nginx, LOAD.seconds, LOAD.connections, v.wrkScript),
             ),
           );
@@ -235,7 +276,8 @@ async function main(): Promise<number> {
       result.helpers = t;
       console.log(
         `\nTypeScriptToLua helpers on the request path (ns per call, nginx's LuaJIT): __TS__StringCharCodeAt ${fmt(t.charCodeAtHelper)} vs string.byte ${fmt(t.stringByte)}; ` +
-          `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}`,
+          `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}; ` +
+          `a flagged address among 100,000: Lua table ${fmt(t.tableLookup, 0)}, lua_shared_dict ${fmt(t.dictLookup, 0)}`,
       );
     }
     if (PARTS.has("fleet")) {

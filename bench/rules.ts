@@ -10,13 +10,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DEFAULT_CANARY, emptyDocument, formatPointer, chunkKey, pointerKey } from "../lua-src/gray/document.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
 import { anonRssKib, workersOf } from "../harness/proc.ts";
-import { clearRules } from "../harness/rules.ts";
+import type { FlagStore } from "../harness/flags.ts";
+import { clearRules, setWeight } from "../harness/rules.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { withStore } from "../node-src/cli/store.ts";
 import { flag } from "../node-src/rules/edit.ts";
 import { encodeDocument } from "../node-src/rules/format.ts";
 import { type Bed, startVariant } from "./measure.ts";
-import { router } from "./variants.ts";
+import { cyclingClients, router } from "./variants.ts";
 import { wrk } from "./wrk.ts";
 
 export interface DocumentLoadRun {
@@ -29,6 +30,14 @@ export interface DocumentLoadRun {
   loading: { p99Ms: number; maxMs: number };
   /** The worker's RssAnon growth once the revision is in. */
   workerKib: number;
+}
+
+/** What a router asks memcached for over a run, idle and under load (ip_keys = false, 2 workers). */
+export interface StoreLoad {
+  seconds: number;
+  workers: number;
+  idle: { gets: number; requests: number };
+  loaded: { gets: number; requests: number };
 }
 
 const RUN_S = 4;
@@ -92,4 +101,34 @@ export async function documentLoads(bed: Bed, memcached: MemcachedServer, sizes:
     await nginx.stop();
   }
   return runs;
+}
+
+/** memcached's cmd_get over `seconds` idle, then over `seconds` of wrk against 100,000 distinct clients. */
+export async function storeLoad(
+  bed: Bed,
+  memcached: MemcachedServer,
+  flags: FlagStore,
+  seconds: number,
+): Promise<StoreLoad> {
+  const workers = 2;
+  const nginx = await startVariant(
+    bed,
+    router({ ip_keys: false, trusted_proxies: ["127.0.0.1"] }, " reuseport"),
+    workers,
+  );
+  const gets = async () => Number((await flags.stats()).cmd_get);
+  try {
+    await setWeight(memcached.address, "", 10);
+    // Both workers started their timers (a worker starts it on its first request).
+    await wrk({ url: `${nginx.url}/`, seconds: 1, connections: CONNECTIONS });
+    let before = await gets();
+    await sleep(seconds * 1000);
+    const idle = { gets: (await gets()) - before, requests: 0 };
+    before = await gets();
+    const run = await wrk({ url: `${nginx.url}/`, seconds, connections: 32, script: cyclingClients(100000) });
+    const loaded = { gets: (await gets()) - before, requests: run.requests };
+    return { seconds, workers, idle, loaded };
+  } finally {
+    await nginx.stop();
+  }
 }

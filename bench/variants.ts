@@ -2,8 +2,18 @@
  * What `npm run bench` compares: each variant is its own nginx (1 worker) in front of the same
  * backends nginx, so they differ only in what routes the request.
  */
+import { editDocument } from "../harness/rules.ts";
 import { type Pattern, renderSite } from "../node-src/nginx-conf.ts";
 import type { LuaValue } from "../node-src/lua-literal.ts";
+import { flag, setWeight } from "../node-src/rules/edit.ts";
+
+/** A rules document for a variant: the default canary's weight, ranges and user ids, under its key_prefix. */
+export interface VariantRules {
+  prefix: string;
+  weight?: number;
+  ranges?: string[];
+  users?: string[];
+}
 
 export interface VariantPorts {
   listen: number;
@@ -19,8 +29,25 @@ export interface Variant {
   http: (luaPaths: string[], p: VariantPorts) => string[];
   /** A wrk Lua script (request generation), if the variant needs other clients or headers. */
   wrkScript?: string;
-  /** memcached keys to set before the run. */
+  /** memcached keys to set before the run (per-IP seed keys). */
   keys?: Record<string, string>;
+  /** The rules document to write before the run. */
+  rules?: VariantRules;
+}
+
+/** Longer than cache_ttl_ms (500 ms) and a load: a router has loaded a revision written before it. */
+export const RULES_LOADED_MS = 1200;
+
+/** Writes the variant's rules document (one revision), if it has one: true when it wrote one. */
+export async function writeVariantRules(address: string, v: Variant): Promise<boolean> {
+  const r = v.rules;
+  if (r === undefined) return false;
+  await editDocument(address, r.prefix, `bench ${v.name}`, (doc) => {
+    if (r.weight !== undefined) setWeight(doc, "canary", r.weight);
+    for (const cidr of r.ranges ?? []) flag(doc, "range", cidr, "canary", 0);
+    for (const user of r.users ?? []) flag(doc, "user", user, "canary", 0);
+  });
+  return true;
 }
 
 const UPSTREAMS = (p: VariantPorts) => [
@@ -217,7 +244,7 @@ export const VARIANTS: Variant[] = [
   {
     name: "rules",
     about: "router, all rules on (override, user id, ranges, weight 50)",
-    // Its own key_prefix: the weight and ranges it sets must not reach the other variants.
+    // Its own key_prefix: the rules document it writes must not reach the other variants.
     http: router({
       key_prefix: "rules:",
       override_header: "X-Gray",
@@ -225,11 +252,11 @@ export const VARIANTS: Variant[] = [
       ranges: ["203.0.113.0/24", "2001:db8::/32"],
     }),
     wrkScript: ALL_RULES_SCRIPT,
-    keys: {
-      "rules:gray:weight": "50",
-      "rules:gray:ranges": "198.51.100.0/24 192.0.2.0/24",
-      "rules:uid:user7": "1",
-      "rules:uid:user77": "1",
+    rules: {
+      prefix: "rules:",
+      weight: 50,
+      ranges: ["198.51.100.0/24", "192.0.2.0/24"],
+      users: ["user7", "user77"],
     },
   },
 ];

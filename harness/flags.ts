@@ -11,7 +11,8 @@ export class FlagStore {
     this.client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log: () => undefined } });
   }
 
-  async set(key: string, value = "1", ttlSeconds = 0): Promise<void> {
+  /** A string goes as UTF-8; a Buffer as its bytes (e.g. a text that is not UTF-8, on purpose). */
+  async set(key: string, value: string | Buffer = "1", ttlSeconds = 0): Promise<void> {
     const ok = await this.client.set(key, value, { expires: ttlSeconds });
     if (!ok) throw new Error(`memcached refused to store ${key}`);
   }
@@ -27,6 +28,15 @@ export class FlagStore {
 
   async flush(): Promise<void> {
     await this.client.flush();
+  }
+
+  /** memcached's `stats` (cmd_get, get_hits, ...), as text. */
+  stats(): Promise<Record<string, string>> {
+    return new Promise((resolve, reject) => {
+      this.client.stats((err, _server, stats) =>
+        err || !stats ? reject(err ?? new Error("no stats")) : resolve(stats),
+      );
+    });
   }
 
   /** Items memcached has evicted to make room since it started. */

@@ -1,6 +1,6 @@
 /**
- * The header/cookie fuzzer's generator: a world of flagged addresses, users and loopback peers,
- * and requests whose X-Real-IP, X-Forwarded-For, user id, override and Cookie headers are drawn
+ * The header/cookie fuzzer's generator: a world of flagged addresses (per-IP seed keys, and entries
+ * of the rules document), users flagged in the document, and loopback peers, and requests whose X-Real-IP, X-Forwarded-For, user id, override and Cookie headers are drawn
  * from it in every spelling an attacker or a broken proxy might send. Seeded: the same seed
  * gives the same world and the same requests.
  *
@@ -44,9 +44,16 @@ export interface FuzzWorld {
   addresses: string[];
   /** Valid user ids. */
   users: string[];
-  /** memcached key → value: the flags the world starts with (canary and not). */
+  /** memcached key → value: the per-IP seed keys the world starts with (canary_value, a canary's name, or neither). */
   flags: Map<string, string>;
+  /** Rules document entries, subject → canary (some name a canary the router does not know). */
+  ipRules: Map<string, string>;
+  userRules: Map<string, string>;
 }
+
+/** The canaries the world's rules name: the router knows the first two (FUZZ_CANARIES), not "gamma". */
+export const FUZZ_CANARIES = ["canary", "beta"];
+const RULE_CANARIES = ["canary", "canary", "canary", "beta", "gamma"];
 
 /** One generated request: what is sent, and what nginx hands the router as $http_* variables. */
 export interface FuzzRequest {
@@ -88,17 +95,22 @@ export function fuzzWorld(seed: number, names: FuzzNames): FuzzWorld {
     ...trustedPeers.slice(0, 4),
   ].map(canonical);
   const flags = new Map<string, string>();
-  // Mostly "1" (canary); some "0", which is not the canary value and so means stable.
+  // Mostly "1" (canary_value: the default canary); some "0", which is neither the canary value nor a
+  // canary's name and so means stable; some "beta", a canary's name.
   const flagSome = (keys: string[], p: number) => {
-    for (const key of keys) if (r.chance(p)) flags.set(names.key_prefix + key, r.chance(0.9) ? "1" : "0");
+    for (const key of keys)
+      if (r.chance(p)) flags.set(names.key_prefix + key, r.chance(0.8) ? "1" : r.chance(0.5) ? "0" : "beta");
   };
   flagSome(addresses, 0.4);
   flagSome([...trustedPeers, ...untrustedPeers], 0.4);
-  flagSome(
-    users.map((u) => `uid:${u}`),
-    0.4,
-  );
-  return { trustedPeers, untrustedPeers, proxyHops, addresses, users, flags };
+  const ruleSome = (subjects: string[], p: number) => {
+    const rules = new Map<string, string>();
+    for (const subject of subjects) if (r.chance(p)) rules.set(subject, r.pick(RULE_CANARIES));
+    return rules;
+  };
+  const ipRules = ruleSome([...addresses, ...trustedPeers, ...untrustedPeers.map(canonical)], 0.2);
+  const userRules = ruleSome(users, 0.4);
+  return { trustedPeers, untrustedPeers, proxyHops, addresses, users, flags, ipRules, userRules };
 }
 
 /** The address as a client, a proxy or an attacker might spell it; many spellings are not addresses at all. */
@@ -166,7 +178,7 @@ const GARBAGE = [
   "fe80::1%eth0",
   "get fz:203.0.113.5",
   "flush_all",
-  "delete fz:uid:a",
+  "delete fz:gray:rules",
   "%0d%0aflush_all",
   "get x%0D%0Aflush_all",
   "set fz:127.0.2.1 0 0 1",
@@ -232,6 +244,10 @@ function overrideValue(r: Random): string {
     "never",
     "always",
     "never",
+    "beta",
+    "gamma",
+    "stable",
+    "Beta",
     "Always",
     "NEVER",
     "alwaysx",

@@ -8,10 +8,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { BinaryUpgrade } from "../node-src/nginx-master.ts";
 import { parseOptions } from "../lua-src/gray/options.ts";
-import { WEIGHT_KEY } from "../lua-src/gray/rules.ts";
+import { pointerKey } from "../lua-src/gray/document.ts";
+import { fetchStatus } from "../node-src/cli/status.ts";
 import { FlagStore } from "./flags.ts";
 import { Load, type LoadOptions, type LoadSummary, loopbackClients } from "./load.ts";
 import { MemcachedServer } from "./memcached.ts";
+import { readRules, setWeight } from "./rules.ts";
 import type { Runtime } from "./runtime.ts";
 import { type Column, markdownTable } from "./table.ts";
 import { AppCopy, FAILOVER_PROXY, RouterStack, type RouterStackOptions } from "./stack.ts";
@@ -36,6 +38,19 @@ const LOAD_CLIENTS = loopbackClients(CLIENTS, 101);
 
 /** A router option that makes changes in memcached route within a few hundred ms. */
 const CACHE_TTL_MS = 200;
+
+/**
+ * Sets the default canary's weight in the rules document (a new revision, as `gray weight` does)
+ * and waits until the router's /gray/status reports it (its one worker has loaded the revision).
+ */
+async function weight(router: RouterStack, memcached: MemcachedServer, percent: number): Promise<void> {
+  await setWeight(memcached.address, "", percent);
+  const deadline = Date.now() + CACHE_TTL_MS + 2000;
+  while ((await fetchStatus(router.statusUrl)).canaries.canary?.weight !== percent) {
+    if (Date.now() > deadline) throw new Error(`weight ${percent} not loaded within ${CACHE_TTL_MS + 2000} ms`);
+    await sleep(20);
+  }
+}
 
 /** The release a router answers with, set per configuration: tells a reload's or an upgrade's generations apart. */
 export const releaseHeader = (release: string) => [`add_header X-Release ${release} always;`];
@@ -122,7 +137,7 @@ async function withCopies<T>(
 const weightRamp: Scenario = {
   name: "weight 0 → 100 through memcached",
   run: (runtime, seconds) =>
-    withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, _memcached, flags) => {
+    withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, memcached) => {
       const weights = [0, 1, 10, 50, 100];
       const options = parseOptions({});
       if (typeof options === "string") throw new Error(options);
@@ -131,7 +146,7 @@ const weightRamp: Scenario = {
         // Exactly the versions the weight gives these clients: canary when one of them falls under it, stable when one does not.
         const canary = canaryByWeight(options, LOAD_CLIENTS, w).size;
         const served = [...(canary < LOAD_CLIENTS.length ? ["stable"] : []), ...(canary > 0 ? ["canary"] : [])];
-        await steps.step(`weight ${w}`, () => flags.set(WEIGHT_KEY, `${w}`), { served, settleMs: 3 * CACHE_TTL_MS });
+        await steps.step(`weight ${w}`, () => weight(router, memcached, w), { served });
       }
       return steps.finish(weightRamp.name);
     }),
@@ -220,24 +235,31 @@ function binaryUpgrade(rollback: boolean): Scenario {
   return scenario;
 }
 
+/**
+ * The rules document through a store restart: the router keeps its revision while memcached is
+ * down (no fall back to stable), and writes it back to the empty memcached that comes back.
+ */
 const memcachedRestart: Scenario = {
   name: "memcached restarted",
   run: (runtime, seconds) =>
     withRouter(runtime, { options: { cache_ttl_ms: CACHE_TTL_MS } }, async (router, memcached, flags) => {
-      await flags.set(WEIGHT_KEY, "50");
       const steps = new Steps(router.url, seconds, 3);
-      await steps.step("weight 50", async () => undefined, {
-        served: ["stable", "canary"],
-        settleMs: 3 * CACHE_TTL_MS,
-      });
-      await steps.step("memcached stopped", () => memcached.stop(), { served: ["stable"], mayServe: ["canary"] });
+      await steps.step("weight 50", () => weight(router, memcached, 50), { served: ["stable", "canary"] });
+      const written = (await readRules(memcached.address))!.revision;
+      await steps.step("memcached stopped", () => memcached.stop(), { served: ["stable", "canary"] });
       await steps.step(
-        "memcached back, weight 50 set again",
+        "memcached back empty, the revision written back",
         async () => {
           await memcached.startAgain();
-          await flags.set(WEIGHT_KEY, "50");
+          const deadline = Date.now() + CACHE_TTL_MS + 3000;
+          while ((await flags.get(pointerKey(""))) === undefined) {
+            if (Date.now() > deadline) throw new Error("the router never wrote its revision back");
+            await sleep(20);
+          }
+          const back = (await readRules(memcached.address))?.revision;
+          if (back !== written) throw new Error(`revision ${String(back)} written back, not ${written}`);
         },
-        { served: ["stable", "canary"], settleMs: 3 * CACHE_TTL_MS },
+        { served: ["stable", "canary"] },
       );
       return steps.finish(memcachedRestart.name);
     }),

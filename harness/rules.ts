@@ -3,9 +3,18 @@
  * process: for router tests that need a weight, flagged IPs, ranges or users in place. Each call
  * is one revision; the document is started when there is none (a test's flushed store).
  */
-import { DEFAULT_CANARY, type RulesDocument, emptyDocument } from "../lua-src/gray/document.ts";
-import { flag, replaceRules, setWeight as setCanaryWeight, unflag } from "../node-src/rules/edit.ts";
-import { type Edited, editRules, readDocument } from "../node-src/rules/revisions.ts";
+import {
+  DEFAULT_CANARY,
+  type RulesDocument,
+  chunkKey,
+  copyKeys,
+  emptyDocument,
+  formatPointer,
+  pointerKey,
+} from "../lua-src/gray/document.ts";
+import { cloneDocument, flag, replaceRules, setWeight as setCanaryWeight, unflag } from "../node-src/rules/edit.ts";
+import { encodeDocument } from "../node-src/rules/format.ts";
+import { type Edited, editRules, readCurrent, readDocument } from "../node-src/rules/revisions.ts";
 import { withStore } from "../node-src/cli/store.ts";
 
 /** One revision with the edit; no wait for a router to restore a flushed document (tests flush on purpose). */
@@ -27,6 +36,30 @@ export function editDocument(
       { change: `test: ${change}`, by: "harness@test", init: true, force, restoreWaitMs: 0 },
     ),
   );
+}
+
+/**
+ * Writes the edited document as the next revision just as the edit left it: no expired entry
+ * pruned, no history line, no compare-and-swap (the pointer's copies are set). For what readers make of a
+ * document the CLI would not write, such as entries already expired. Returns the revision.
+ */
+export function writeDocumentAsIs(
+  address: string,
+  prefix: string,
+  edit: (doc: RulesDocument) => void,
+): Promise<number> {
+  return withStore(address, async (store) => {
+    const current = await readCurrent(store, prefix);
+    const doc = cloneDocument(current?.doc ?? emptyDocument());
+    edit(doc);
+    doc.revision = Math.max(Date.now(), (current?.doc.revision ?? 0) + 1);
+    const { pointer, chunks } = encodeDocument(doc);
+    // Every copy, as the CLI writes them: a copy left out would be put back by the routers.
+    for (const [i, chunk] of chunks.entries())
+      for (const key of copyKeys(chunkKey(prefix, pointer, i))) await store.set(key, chunk);
+    for (const key of copyKeys(pointerKey(prefix))) await store.set(key, formatPointer(pointer));
+    return doc.revision;
+  });
 }
 
 /** The document as routers would load it now (undefined when there is none). */

@@ -2,38 +2,43 @@
  * The header/cookie fuzzer: GRAY_FUZZ_REQUESTS (default 20,000) generated requests (harness/fuzz.ts:
  * X-Real-IP, X-Forwarded-For chains in every spelling, user ids and cookies huge, unicode, binary
  * or memcached command text, overrides, more than 100 headers) from trusted and untrusted loopback
- * peers, against a router whose memcached sits behind a recording proxy. Properties, per request:
- * - 200, from the route and by the rule `gray explain`'s code gives for the flags, the peer and the headers;
+ * peers, against a router whose memcached sits behind a recording proxy, with rules in a rules
+ * document (users, IPs, ranges, weights of two canaries and one the router does not know) and in
+ * per-IP seed keys. Properties, per request:
+ * - 200, from the route and by the rule `gray explain`'s code gives for the document, the seed keys,
+ *   the peer and the headers;
  * - from a trusted peer, the client address is the one nginx's realip module finds;
  * - from an untrusted peer, the route is the peer's own: spoofed headers change nothing;
- * and over the run: no Lua error in error.log, and every key memcached was asked for is a valid
- * key the router may ask (`<prefix><ip as nginx prints it>`, `<prefix>uid:<valid id>`, the two
- * globals), seen from memcached's side of the wire.
+ * and over the run: no Lua error in error.log, and every command memcached got is one the router
+ * may send, with keys it may ask (`<prefix><ip as nginx prints it>` a request could make it ask,
+ * and, from the rules timer, the pointer `<prefix>gray:rules` and the chunks of revisions written,
+ * each with its copies `~1` and `~2`): never a user id, never a 0.1 per-rule key, seen from
+ * memcached's side of the wire.
  * GRAY_FUZZ_SEED replays a run; the seed is printed.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FuzzRequest, fuzzRequests, fuzzSeed, fuzzWorld } from "../harness/fuzz.ts";
+import { FUZZ_CANARIES, type FuzzRequest, fuzzRequests, fuzzSeed, fuzzWorld } from "../harness/fuzz.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { logProblems } from "../harness/nginx.ts";
 import { realipAddress, realipOracle } from "../harness/realip.ts";
+import { editDocument } from "../harness/rules.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
 import { clientIp } from "../lua-src/gray/client_ip.ts";
+import { chunkKey, copyKeys, emptyDocument, parsePointer, pointerKey } from "../lua-src/gray/document.ts";
 import { formatAddress, forwardedAddress, parseAddress, parseCidr } from "../lua-src/gray/ip.ts";
 import type { RouterOptions } from "../lua-src/gray/options.ts";
 import { explain, routerOptions } from "../node-src/cli/explain.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
-import { storeWarnings, testRuntime } from "./support.ts";
+import { flag, replaceRules, setWeight } from "../node-src/rules/edit.ts";
+import { storeWarnings, testRuntime, untilLoaded } from "./support.ts";
 
 const SEED = fuzzSeed();
 const REQUESTS = Number(process.env.GRAY_FUZZ_REQUESTS ?? 20000);
 const CONCURRENCY = 32;
 const TTL_MS = 300;
-/** A client outside the world's peers that refreshes the router's globals after each state change. */
-const WARM_UP = "127.0.3.1";
 const PREFIX = "fz:";
 const NAMES = {
   key_prefix: PREFIX,
@@ -48,27 +53,45 @@ const TRUSTED_CIDRS = TRUSTED.map((c) => parseCidr(c)!);
 /** Trust in everyone: what a spoofing peer would get from a router that believed it. */
 const EVERYONE = [parseCidr("0.0.0.0/0")!, parseCidr("::/0")!];
 
-/** Global states the run goes through: live weight and ranges as an operator (or a typo) might leave them. */
-const STATES: { weight?: string; ranges?: string }[] = [
-  {},
-  { weight: "30", ranges: "192.0.2.0/25 2001:db8:1::/64" },
-  { weight: "bogus", ranges: "junk, 203.0.113.128/25, ::ffff:192.0.2.0/120" },
+/**
+ * The states the run goes through: none (no document: the router's configured weight and ranges),
+ * then rules documents with the world's users and IPs and these weights and ranges per canary.
+ */
+interface State {
+  weights: Record<string, number>;
+  ranges: Record<string, string[]>;
+}
+const STATES: (State | undefined)[] = [
+  undefined,
+  { weights: { canary: 30, beta: 10 }, ranges: { canary: ["192.0.2.0/25", "2001:db8:1::/64"] } },
+  {
+    weights: { canary: 12.5, gamma: 50 },
+    ranges: { beta: ["203.0.113.128/25"], canary: ["::ffff:192.0.2.0/120"], gamma: ["192.0.2.0/24"] },
+  },
 ];
+
+/** The pointer and its copies (<key>~1, <key>~2). */
+const POINTER_KEYS = copyKeys(pointerKey(PREFIX));
+/** A chunk key as the format names them: <prefix>gray:rules:<revision>:<nonce>:<index>, or a copy's (~1, ~2). */
+const CHUNK_KEY = /^gray:rules:\d{1,15}:[A-Za-z0-9]{1,16}:\d+(~[12])?$/;
 
 /** Why a key seen by memcached is not one the router may ask for; undefined when it is. Independent of the router's code. */
 function keyProblem(key: string): string | undefined {
   if (Buffer.byteLength(key, "latin1") > 250) return "longer than memcached's 250 bytes";
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
-  if (rest === "gray:ranges" || rest === "gray:weight") return undefined;
-  if (rest.startsWith("uid:"))
-    return /^[A-Za-z0-9\-._~@+=:]{1,64}$/.test(rest.slice(4)) ? undefined : "an invalid user id";
+  if (/^gray:rules(~[12])?$/.test(rest) || CHUNK_KEY.test(rest)) return undefined;
+  if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.1 per-rule key the router no longer reads";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";
 }
 
-/** A command line the router may send: get with one or more keys, ended by CRLF. */
+/**
+ * A command line the router may send: get with one or more keys (seed keys, the pointer, chunks),
+ * or touch of a chunk (the rules timer keeps its revision's chunks warm every 30 s), ended by CRLF.
+ */
 const GET_LINE = /^get((?: [^\s]+)+)\r\n$/;
+const TOUCH_LINE = /^touch ([^\s]+) 0\r\n$/;
 
 function summary(req: FuzzRequest): string {
   const cut = (s: string | undefined) =>
@@ -106,8 +129,9 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
     router = await RouterStack.start({
       runtime,
       memcached: proxy,
-      // One worker: a single warm-up request after each state change then refreshes the weight and ranges it routes by.
+      // One worker: once /gray/status shows a revision loaded, every request routes by it.
       workers: 1,
+      canaries: FUZZ_CANARIES.filter((c) => c !== "canary"),
       ipv6: true,
       httpExtra: realipOracle(TRUSTED),
       // The proxy shares this busy event loop: a generous timeout keeps store failures (and their stable fallback) out of a run about headers.
@@ -144,10 +168,31 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       for (const [key, value] of mirror) expect(await store.get(key), key).toBe(value);
       const reader = { get: (key: string) => Promise.resolve(mirror.get(key)) };
       const options: RouterOptions = routerOptions((await fetchStatus(router.statusUrl)).config);
-
+      /** Keys the router may ask memcached for: the pointer, chunks written, the addresses requests give it. */
+      const askable = new Set<string>(POINTER_KEYS);
+      /** The state's document written, and mirrored (pointer and chunks); returns the revision. */
+      async function writeState(state: State): Promise<number> {
+        const { revision } = await editDocument(memcached.address, PREFIX, `state ${JSON.stringify(state)}`, (doc) => {
+          replaceRules(doc, emptyDocument());
+          for (const [canary, percent] of Object.entries(state.weights)) setWeight(doc, canary, percent);
+          for (const [canary, cidrs] of Object.entries(state.ranges))
+            for (const cidr of cidrs) flag(doc, "range", cidr, canary, 0);
+          for (const [ip, canary] of world.ipRules) flag(doc, "ip", ip, canary, 0);
+          for (const [user, canary] of world.userRules) flag(doc, "user", user, canary, 0);
+        });
+        for (const key of POINTER_KEYS) mirror.set(key, (await store.get(key))!);
+        const pointer = parsePointer(mirror.get(pointerKey(PREFIX))!)!;
+        for (let i = 0; i < pointer.crcs.length; i++) {
+          for (const key of copyKeys(chunkKey(PREFIX, pointer, i))) {
+            mirror.set(key, (await store.get(key))!);
+            askable.add(key);
+          }
+        }
+        return revision;
+      }
       const failures: string[] = [];
       const byRule = new Map<string, number>();
-      const askable = new Set<string>([`${PREFIX}gray:ranges`, `${PREFIX}gray:weight`, PREFIX + WARM_UP]);
+      const byRoute = new Map<string, number>();
       const seen = {
         trusted: 0,
         realipChecked: 0,
@@ -169,8 +214,8 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
         if (req.user !== undefined) ask.headers.push([NAMES.user_header, req.user]);
         const want = await explain(reader, options, ask);
         askable.add(PREFIX + want.ip);
-        if (want.user !== undefined) askable.add(`${PREFIX}uid:${want.user}`);
         byRule.set(want.rule, (byRule.get(want.rule) ?? 0) + 1);
+        byRoute.set(want.route, (byRoute.get(want.route) ?? 0) + 1);
 
         const got = { status: reply.status, route: reply.body.trim(), rule: reply.headers["x-gray-route-rule"] };
         if (got.status !== 200 || got.route !== want.route || got.rule !== want.rule) {
@@ -209,22 +254,8 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
 
       const perState = Math.ceil(requests.length / STATES.length);
       for (const [i, state] of STATES.entries()) {
-        for (const [name, value] of [
-          ["weight", state.weight],
-          ["ranges", state.ranges],
-        ] as const) {
-          const key = `${PREFIX}gray:${name}`;
-          if (value === undefined) {
-            await store.delete(key);
-            mirror.delete(key);
-          } else {
-            await store.set(key, value);
-            mirror.set(key, value);
-          }
-        }
-        await sleep(3 * TTL_MS); // the worker's copy of the weight and ranges expires
-        // Meanwhile concurrent requests would route by the old copy while one request refreshes it (by design): refresh first.
-        expect((await get(router.url, { from: WARM_UP })).status).toBe(200);
+        // No state without a document after one with: the router would keep (and write back) its last revision.
+        if (state !== undefined) await untilLoaded(router, await writeState(state));
         await inPool(requests.slice(i * perState, (i + 1) * perState), CONCURRENCY, check);
       }
       const seconds = (performance.now() - started) / 1000;
@@ -232,27 +263,35 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       const { lines, dropped } = proxy.takeCommands();
       const badKeys: string[] = [];
       let keys = 0;
-      const kinds = { ip4: 0, ip6: 0, uid: 0 };
+      const kinds = { ip4: 0, ip6: 0, pointer: 0, chunk: 0 };
       for (const line of lines) {
+        const touched = TOUCH_LINE.exec(line);
+        if (touched !== null) {
+          const key = touched[1]!;
+          if (!CHUNK_KEY.test(key.slice(PREFIX.length)) || !askable.has(key))
+            badKeys.push(`touch of ${JSON.stringify(key.slice(0, 120))}: not a chunk of a revision written`);
+          continue;
+        }
         const m = GET_LINE.exec(line);
         if (m === null) {
-          badKeys.push(`not a get line: ${JSON.stringify(line.slice(0, 120))}`);
+          badKeys.push(`not a get or touch line: ${JSON.stringify(line.slice(0, 120))}`);
           continue;
         }
         for (const key of m[1]!.slice(1).split(" ")) {
           keys++;
           const problem = keyProblem(key) ?? (askable.has(key) ? undefined : "not one the requests could make it ask");
           if (problem !== undefined) badKeys.push(`${JSON.stringify(key.slice(0, 120))}: ${problem}`);
-          else if (key.startsWith(`${PREFIX}uid:`)) kinds.uid++;
+          else if (POINTER_KEYS.includes(key)) kinds.pointer++;
+          else if (key.startsWith(pointerKey(PREFIX))) kinds.chunk++;
           else if (key.includes(":", PREFIX.length)) kinds.ip6++;
-          else if (!key.includes("gray:")) kinds.ip4++;
+          else kinds.ip4++;
         }
       }
 
       const ruleCounts = Object.fromEntries([...byRule].sort());
       console.log(
         `fuzz: seed ${SEED} (GRAY_FUZZ_SEED), ${requests.length} requests in ${seconds.toFixed(1)} s (${Math.round(requests.length / seconds)}/s), ` +
-          `by rule ${JSON.stringify(ruleCounts)}, ${JSON.stringify(seen)}, memcached saw ${lines.length} get lines with ${keys} keys ${JSON.stringify(kinds)}`,
+          `by rule ${JSON.stringify(ruleCounts)}, by route ${JSON.stringify(Object.fromEntries(byRoute))}, ${JSON.stringify(seen)}, memcached saw ${lines.length} get lines with ${keys} keys ${JSON.stringify(kinds)}`,
       );
       expect(
         failures.length,
@@ -271,7 +310,10 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       expect(seen.hops300).toBeGreaterThan(0);
       expect(seen.over100Headers).toBeGreaterThan(0);
       for (const [kind, count] of Object.entries(kinds))
-        expect(count, `${kind} keys seen by memcached`).toBeGreaterThan(10);
+        expect(count, `${kind} keys seen by memcached`).toBeGreaterThan(kind === "chunk" ? 1 : 10);
+      // Every canary the router knows was a route, by the document's rules and its weights.
+      for (const route of ["stable", ...FUZZ_CANARIES])
+        expect(byRoute.get(route) ?? 0, route).toBeGreaterThan(REQUESTS / 200);
     },
   );
 });

@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FlagStore } from "../harness/flags.ts";
 import { ROOT } from "../harness/paths.ts";
+import { editDocument, readRules } from "../harness/rules.ts";
+import { unflag } from "../node-src/rules/edit.ts";
 import { sharedMemcached } from "./support.ts";
 
 const run = promisify(execFile);
@@ -163,19 +164,20 @@ describe("the release (scripts/release.sh) installed from its npm tarball", () =
     expect(stdout).toContain("gray add <ip|cidr>");
   });
 
-  it("`gray add` writes the flag the router reads", async () => {
+  it("`gray add` writes the rule the router reads", async () => {
     const memcached = sharedMemcached();
-    const flags = new FlagStore(memcached.address);
+    const unflagged = () =>
+      editDocument(memcached.address, "", "remove 127.0.0.9", (doc) => unflag(doc, "ip", "127.0.0.9")).then();
+    if ((await readRules(memcached.address)) !== undefined) await unflagged();
     try {
-      await flags.delete("127.0.0.9");
-      await run(join(prefix, "bin", "gray"), ["add", "127.0.0.9", "--memcached", memcached.address], {
+      // --init: the shared store may hold no rules document yet.
+      await run(join(prefix, "bin", "gray"), ["add", "127.0.0.9", "--init", "--memcached", memcached.address], {
         cwd: elsewhere,
         timeout: 30000,
       });
-      expect(await flags.get("127.0.0.9")).toBe("1");
+      expect((await readRules(memcached.address))?.ips["127.0.0.9"]).toBe("canary");
     } finally {
-      await flags.delete("127.0.0.9");
-      flags.close();
+      await unflagged();
     }
   });
 });

@@ -15,7 +15,7 @@ import { AdminStore } from "../node-src/cli/store.ts";
 import { expectCleanLog, routeOf, sharedMemcached, useRouter } from "./support.ts";
 import type { Listing } from "../node-src/cli/commands/list.ts";
 
-/** A change in memcached routes within 1 s (cache_ttl_ms is 500 by default). */
+/** A new rules revision routes within 1 s (each worker checks for one every cache_ttl_ms, 500 ms by default). */
 const PROPAGATION_MS = 1000;
 /** Every worker has flushed its route counters to the dict (once a second). */
 const COUNTER_FLUSH_MS = 1100;
@@ -35,7 +35,8 @@ describe("worked release", () => {
   it("testers, then 1 % → 10 % → 50 % → 100 %, each step only adding canary users", { timeout: 60_000 }, async () => {
     const users = clients(7, 100);
     const testers = ["127.0.7.201", "127.0.7.202"];
-    await cli(["add", ...testers]);
+    // As the README has it: the first edit on a new store starts the document (--init).
+    await cli(["add", "--init", ...testers]);
     await cli(["add-user", "tester-1"]);
     await sleep(PROPAGATION_MS);
     for (const t of testers) expect(await routeOf(ctx.router.url, { from: t })).toBe("canary");
@@ -66,14 +67,15 @@ describe("worked release", () => {
       await sleep(COUNTER_FLUSH_MS);
       const status = JSON.parse(await cli(["status", "--url", ctx.router.statusUrl, "--json"])) as Status;
       // Two requests per user since the last reading, and nothing else routed.
-      expect(status.routes.canary.requests - lastStatus.routes.canary.requests).toBe(2 * now.size);
-      expect(status.routes.stable.requests - lastStatus.routes.stable.requests).toBe(2 * (users.length - now.size));
-      expect(status.routes.canary.responses_5xx).toBe(0);
+      expect(status.routes.canary!.requests - lastStatus.routes.canary!.requests).toBe(2 * now.size);
+      expect(status.routes.stable!.requests - lastStatus.routes.stable!.requests).toBe(2 * (users.length - now.size));
+      expect(status.routes.canary!.responses_5xx).toBe(0);
       lastStatus = status;
     }
     const listed = JSON.parse(await cli(["list", "--json"])) as Listing;
-    expect(listed.ips.map((i: { ip: string }) => i.ip).sort()).toEqual(testers);
-    expect(listed.weight).toBe(100);
+    expect(listed.canaries.canary!.ips.map((i) => i.subject).sort()).toEqual(testers);
+    expect(listed.canaries.canary!.users.map((u) => u.subject)).toEqual(["tester-1"]);
+    expect(listed.canaries.canary!.weight).toBe(100);
   });
 
   it("leaves error.log clean", () => expectCleanLog(ctx.router));

@@ -84,11 +84,24 @@ export async function resetStore(router: RouterStack, flags: FlagStore, address:
   const prefix = status?.config.key_prefix ?? "";
   const revision = await clearRules(address, prefix);
   if (status?.document?.revision == null) return;
+  await untilLoaded(router, revision, false);
+}
+
+/**
+ * Until /gray/status shows the rules revision loaded; then, with several workers, `settleMs` more: as
+ * long as a worker waits between checks (cache_ttl_ms, 500 ms by default), so every worker has it.
+ * `strict` throws when it does not come within 3 s.
+ */
+export async function untilLoaded(router: RouterStack, revision: number, strict = true, settleMs = 600): Promise<void> {
   const deadline = Date.now() + 3000;
-  while ((await fetchStatus(router.statusUrl)).document.revision !== revision && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 50));
-  // The answering worker has it; the others check as often (cache_ttl_ms, 500 ms by default).
-  if ((router.workers ?? 1) > 1) await new Promise((r) => setTimeout(r, 600));
+  let status = await fetchStatus(router.statusUrl);
+  while (status.document.revision !== revision && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    status = await fetchStatus(router.statusUrl);
+  }
+  if (strict && status.document.revision !== revision)
+    throw new Error(`revision ${revision} not loaded within 3 s (the router holds ${status.document.revision})`);
+  if ((router.workers ?? 1) > 1) await new Promise((r) => setTimeout(r, settleMs));
 }
 
 /** A router for the whole file, on the shared memcached, reset before each test. */

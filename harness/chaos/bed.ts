@@ -8,6 +8,7 @@ import { get } from "../http.ts";
 import { Load, loopbackClients } from "../load.ts";
 import { MemcachedServer } from "../memcached.ts";
 import { anonRssKib, workersOf } from "../proc.ts";
+import { flagIps } from "../rules.ts";
 import type { Runtime } from "../runtime.ts";
 import { RouterStack } from "../stack.ts";
 import { TcpProxy } from "../tcp-proxy.ts";
@@ -25,6 +26,8 @@ export const TINY_MEMCACHED_MB = 2;
 export const CLIENTS = 32;
 export const MAIN_CLIENTS = loopbackClients(CLIENTS, 103);
 export const FLAGGED = MAIN_CLIENTS.filter((_, i) => i % 2 === 0);
+/** A client flagged in the rules document, not by a seed key: routed from memory, so canary whatever the store does. */
+export const IN_DOCUMENT = "127.106.0.1";
 
 export class ChaosBed {
   private nextProbe = 1;
@@ -59,6 +62,8 @@ export class ChaosBed {
       if (workers.length !== WORKERS) throw new Error(`expected ${WORKERS} workers, error.log shows ${workers.length}`);
       const bed = new ChaosBed(memcached, proxy, router, flags, workers);
       await bed.flagClients();
+      await flagIps(memcached.address, "", [IN_DOCUMENT]);
+      await bed.untilRoutes(IN_DOCUMENT, "canary");
       // Warm-up: the workers' Lua heaps, caches and pools settle before the first memory sample.
       await Load.start({ url: router.url, sources: MAIN_CLIENTS, durationMs: 1000 }).done();
       return bed;
@@ -74,6 +79,16 @@ export class ChaosBed {
   /** (Re)stores the flags: the flagged main clients and every probe address handed out so far. */
   async flagClients(): Promise<void> {
     for (const key of [...FLAGGED, ...this.probesSoFar()]) await this.flags.set(key);
+  }
+
+  /** Until `from` is answered `route` 20 times in a row on new connections (both workers), within 5 s. */
+  async untilRoutes(from: string, route: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    for (let inARow = 0; inARow < 20;) {
+      if (Date.now() > deadline) throw new Error(`${from} not routed to ${route} within 5 s`);
+      const reply = await get(this.router.url, { from, fresh: true });
+      inARow = reply.body.trim() === route ? inARow + 1 : 0;
+    }
   }
 
   /** A flagged client address no request has come from yet, so the router has nothing cached for it. */

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Load, type LoadSummary } from "../load.ts";
 import { logProblems } from "../nginx.ts";
 import type { Runtime } from "../runtime.ts";
-import { ChaosBed, MAIN_CLIENTS, POOL_SIZE, TIMEOUT_MS, WORKERS } from "./bed.ts";
+import { ChaosBed, IN_DOCUMENT, MAIN_CLIENTS, POOL_SIZE, TIMEOUT_MS, WORKERS } from "./bed.ts";
 import { CHAOS_CASES, type ChaosCase } from "./cases.ts";
 
 /**
@@ -19,8 +19,14 @@ export const LATENCY_MARGIN_MS = 250;
 export const LATENCY_BOUND_MS = TIMEOUT_MS + LATENCY_MARGIN_MS;
 /** After the store is back, a flagged client must be routed canary again within this. */
 export const RECOVERY_BOUND_MS = 1000;
-/** The router's warning rate limit (WARN_INTERVAL_S in lua-src/gray/lookups.ts): one per worker per this. */
+/**
+ * The router's warning rate limit (WARN_INTERVAL_S in lua-src/gray/lookups.ts and snapshot.ts): one
+ * per worker per this, from each of its two warners, the per-IP lookups and the rules timer.
+ */
 const WARN_INTERVAL_S = 5;
+const WARNERS = 2;
+/** A store that comes back empty: one router writes its revision back, a warning and a notice. */
+const WRITE_BACK_LINES = 2;
 /**
  * The workers' RssAnon, summed, may grow this much from warm-up to the last case: 2 MiB each.
  * The first faults grow each LuaJIT heap by about 0.5-1 MiB to its working size (failure paths,
@@ -31,8 +37,11 @@ export const RSS_GROWTH_BOUND_KIB = 4096;
 
 export interface CaseResult {
   name: string;
-  /** Main load and probe together. */
+  /** Main load and probes together. */
   summary: LoadSummary;
+  /** Answers to the client flagged in the rules document (throughout the case), and how many were not canary. */
+  documentAnswers: number;
+  documentNotCanary: number;
   /** From the store's recovery to a flagged probe's first canary answer; undefined if none came within 3 s. */
   recoveryMs: number | undefined;
   /** The fault took effect (and the case's own check held): what shows it (probe answered stable, evictions, ...). */
@@ -72,6 +81,8 @@ export async function runChaosCase(bed: ChaosBed, chaos: ChaosCase, seconds: num
   const rssBeforeKib = bed.rssKib();
   const started = Date.now();
   const main = Load.start({ url, sources: MAIN_CLIENTS, durationMs: totalMs + 60_000 });
+  // The rules document is in memory: this client must be canary before, during and after the fault.
+  const inDocument = Load.start({ url, sources: [IN_DOCUMENT], durationMs: totalMs + 60_000, thinkMs: 10 });
   let maxStoreConnections = 0;
   const sampler = setInterval(() => (maxStoreConnections = Math.max(maxStoreConnections, bed.proxy.connections)), 10);
   let probe: Load | undefined;
@@ -86,20 +97,23 @@ export async function runChaosCase(bed: ChaosBed, chaos: ChaosCase, seconds: num
     const mark = probe.now();
     const recoveryMs = await recovery(probe, mark);
     await sleep(Math.max(300, totalMs / 4));
-    await Promise.all([main.stop(), probe.stop()]);
+    await Promise.all([main.stop(), probe.stop(), inDocument.stop()]);
     clearInterval(sampler);
-    const summary = Load.combined([main, probe, ...(evidence.loads ?? [])]);
+    const summary = Load.combined([main, probe, inDocument, ...(evidence.loads ?? [])]);
+    const documentAnswered = inDocument.records.filter((r) => r.status >= 200 && r.status < 300);
     const caseSeconds = (Date.now() - started) / 1000;
     const log = bed.router.errorLog().slice(logBefore);
     return {
       name: chaos.name,
       summary,
+      documentAnswers: documentAnswered.length,
+      documentNotCanary: documentAnswered.filter((r) => r.route !== "canary").length,
       recoveryMs,
       faultSeen: evidence.seen,
       evidence: evidence.text,
       logLines: log.split("\n").filter((l) => l.trim() !== "").length,
-      // Each worker warns on its first failure, then at most once per interval.
-      logBound: WORKERS * (Math.ceil(caseSeconds / WARN_INTERVAL_S) + 1),
+      // Each worker's warners warn on their first failure, then at most once per interval; and a write-back.
+      logBound: WARNERS * WORKERS * (Math.ceil(caseSeconds / WARN_INTERVAL_S) + 1) + WRITE_BACK_LINES,
       logProblems: logProblems(log),
       maxStoreConnections,
       storeConnectionsAfter: bed.proxy.connections,
@@ -109,7 +123,7 @@ export async function runChaosCase(bed: ChaosBed, chaos: ChaosCase, seconds: num
     };
   } finally {
     clearInterval(sampler);
-    await Promise.all([main.stop(), probe?.stop()]);
+    await Promise.all([main.stop(), probe?.stop(), inDocument.stop()]);
   }
 }
 
@@ -151,6 +165,11 @@ export function missedBars(r: CaseResult): string[] {
   if (r.recoveryMs === undefined || r.recoveryMs >= RECOVERY_BOUND_MS)
     problems.push(`recovery ${r.recoveryMs?.toFixed(0) ?? "none within 3 s"} ≥ ${RECOVERY_BOUND_MS} ms`);
   if (!r.faultSeen) problems.push(`the fault did not show: ${r.evidence}`);
+  if (r.documentAnswers === 0) problems.push("the client flagged in the rules document got no answer");
+  if (r.documentNotCanary > 0)
+    problems.push(
+      `the client flagged in the rules document was not canary ${r.documentNotCanary}× of ${r.documentAnswers}`,
+    );
   if (r.logLines > r.logBound) problems.push(`${r.logLines} error.log lines > ${r.logBound}`);
   if (r.logProblems.length > 0) problems.push(`error.log: ${r.logProblems.slice(0, 3).join(" / ")}`);
   const connections = Math.max(r.maxStoreConnections, r.storeConnectionsAfter);

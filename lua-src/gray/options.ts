@@ -7,12 +7,22 @@ import { DEFAULT_CANARY, isCanaryName } from "./document.ts";
 import { MAX_USER_ID_BYTES, type RuleOptions, USER_KEY } from "./rules.ts";
 import { alnumOr } from "./text.ts";
 
+/** A user and password for memcached's text-protocol authentication (`memcached -Y`). */
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
 export interface MemcachedOptions {
   host: string;
   port: number;
   timeout_ms: number;
   pool_size: number;
   keepalive_ms: number;
+  /** A file in memcached's own -Y format (user:password), read once by configure(). */
+  auth_file: string | undefined;
+  /** What configure() read from auth_file: sent on each new connection, never logged or shown. */
+  credentials: Credentials | undefined;
 }
 
 export interface CacheOptions {
@@ -93,6 +103,29 @@ export function checkKeyPrefix(prefix: unknown, userRule: boolean): string | und
   return undefined;
 }
 
+/**
+ * The first credentials of a file in memcached's -Y format ("user:password" lines), or what is
+ * wrong with it. The CLI reads --auth-file with the same code. The password is never in a message.
+ */
+export function parseAuthFile(text: string): Credentials | string {
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    let line = text.substring(start, end);
+    if (line.length > 0 && line.charCodeAt(line.length - 1) === 13) line = line.substring(0, line.length - 1);
+    start = end + 1;
+    if (line.length === 0) continue;
+    const colon = line.indexOf(":");
+    const user = colon < 0 ? "" : line.substring(0, colon);
+    const password = colon < 0 ? "" : line.substring(colon + 1);
+    if (user.length === 0 || password.length === 0 || !isKeySafe(user) || !isKeySafe(password))
+      return "its first line must be user:password (no spaces or control characters), as memcached -Y reads it";
+    return { user, password };
+  }
+  return "it has no user:password line";
+}
+
 /** What is wrong with a canary_value, or undefined when it is good: CR or LF would break memcached's text protocol. */
 export function checkCanaryValue(value: unknown): string | undefined {
   if (typeof value !== "string" || value.length === 0 || value.indexOf("\r") >= 0 || value.indexOf("\n") >= 0) {
@@ -127,6 +160,7 @@ const MEMCACHED_KEYS: Record<string, boolean> = {
   timeout_ms: true,
   pool_size: true,
   keepalive_ms: true,
+  auth_file: true,
 };
 const ROUTER_KEYS: Record<string, boolean> = {
   memcached: true,
@@ -243,6 +277,9 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const keepalive = mc.keepalive_ms === undefined ? 60000 : mc.keepalive_ms;
   if (!isInteger(keepalive, 1, 86400000))
     return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
+  const authFile = mc.auth_file;
+  if (authFile !== undefined && (typeof authFile !== "string" || authFile.length === 0 || !isKeySafe(authFile)))
+    return invalid("memcached.auth_file", "the path of a file in memcached's -Y format (user:password)", authFile);
 
   const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
   const badPrefix = checkKeyPrefix(prefix, false);
@@ -304,7 +341,15 @@ export function parseOptions(input: unknown): RouterOptions | string {
     dict === false ? undefined : { dict: dict === undefined ? DEFAULT_CACHE_DICT : dict, required: dict !== undefined };
 
   return {
-    memcached: { host, port, timeout_ms: timeout, pool_size: poolSize, keepalive_ms: keepalive },
+    memcached: {
+      host,
+      port,
+      timeout_ms: timeout,
+      pool_size: poolSize,
+      keepalive_ms: keepalive,
+      auth_file: authFile,
+      credentials: undefined,
+    },
     key_prefix: prefix,
     stable_location: stable,
     canary_location: canary,

@@ -20,7 +20,7 @@ import { RULE_COUNTER, count, routeCounter, totals, useDict, useRoutes } from ".
 import { DEFAULT_CANARY, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
-import { DEFAULT_CACHE_DICT, type RouterOptions, parseOptions } from "./options.ts";
+import { type Credentials, DEFAULT_CACHE_DICT, type RouterOptions, parseAuthFile, parseOptions } from "./options.ts";
 import { decide } from "./rules.ts";
 import { currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
 import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
@@ -119,7 +119,23 @@ export function configure(input?: unknown): void {
       2,
     );
   }
+  const authFile = parsed.memcached.auth_file;
+  if (authFile !== undefined) parsed.memcached.credentials = readCredentials(authFile);
   install(parsed);
+}
+
+/**
+ * memcached.auth_file, read here and only here: configure() runs in init_by_lua, in the master,
+ * so the file may be readable by root alone. A file that cannot be read or parsed stops nginx.
+ */
+function readCredentials(path: string): Credentials {
+  const [file, openError] = io.open(path, "r");
+  if (file === undefined) error(`gray.router: option memcached.auth_file: cannot read ${path} (${openError})`, 3);
+  const text = file.read("*a");
+  file.close();
+  const parsed = parseAuthFile(typeof text === "string" ? text : "");
+  if (typeof parsed === "string") error(`gray.router: option memcached.auth_file: ${path}: ${parsed}`, 3);
+  return parsed;
 }
 
 const UINTPTR = ctypeOf("uintptr_t");

@@ -192,15 +192,20 @@ function keeping(): string {
 /** LuaJIT's table.new: a table with room for `hash` keys, allocated once. */
 const tableNew = require("table.new") as (this: void, array: number, hash: number) => Record<string, string>;
 
-/** A hostile count must not allocate gigabytes: beyond this, the table grows as it fills. */
-const MAX_PRESIZE = 4000000;
+/** The shortest entry line ("ip 1 c 0\n") is 9 bytes: no text of N bytes holds more than N / 9 entries. */
+const MIN_ENTRY_BYTES = 9;
+/** The most entries the text being parsed can hold: a hostile count in its first line sizes no table past it. */
+let presizeCap = 0;
 
 function sized(this: void, entries: number): Record<string, string> {
-  return tableNew(0, Math.min(entries, MAX_PRESIZE));
+  return tableNew(0, Math.min(entries, presizeCap));
 }
 
 /** Parses the chunks, yielding between slices; the document or why it was refused. */
 function parse(chunks: string[]): RulesDocument | string {
+  let bytes = 0;
+  for (const chunk of chunks) bytes += chunk.length;
+  presizeCap = Math.floor(bytes / MIN_ENTRY_BYTES);
   const reader = new DocumentReader(undefined, sized);
   for (const chunk of chunks) {
     reader.feed(chunk);

@@ -52,6 +52,7 @@ export const DEFAULT_MEMCACHED = "127.0.0.1:11211";
 
 export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
   memcached: { type: "string" },
+  "auth-file": { type: "string" },
   prefix: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -59,6 +60,7 @@ export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
 
 export const COMMON_HELP = [
   "  --memcached HOST:PORT  memcached (or twemproxy) to use, [IPv6]:PORT too (env GRAY_MEMCACHED, default 127.0.0.1:11211)",
+  "  --auth-file PATH       memcached -Y credentials (user:password) to log in with (env GRAY_MEMCACHED_AUTH_FILE)",
   "  --prefix P             the router's key_prefix (default empty)",
   "  --json                 print JSON instead of text",
   "  --help                 this help",

@@ -11,9 +11,9 @@ import { UpgradeError } from "../nginx-master.ts";
 import { RulesEditError } from "../rules/edit.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
-import { checkPrefix } from "./shared-flags.ts";
+import { checkPrefix, readCredentials } from "./shared-flags.ts";
 import { RouterError } from "./status.ts";
-import { StoreError, parseHostPort } from "./store.ts";
+import { StoreError, parseHostPort, useStoreDefaults } from "./store.ts";
 
 function help(): string {
   return [
@@ -62,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
     const memcached = given ?? DEFAULT_MEMCACHED;
     if (!parseHostPort(memcached))
       throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
+    const authFile = (values["auth-file"] as string | undefined) ?? process.env.GRAY_MEMCACHED_AUTH_FILE;
+    if (authFile !== undefined) useStoreDefaults({ auth: readCredentials(authFile) });
     const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);
     work = command.prepare({ args: positionals, values, memcached, memcachedGiven: given !== undefined, prefix, json });
   } catch (err) {

@@ -1,5 +1,6 @@
 /** Flags that several commands take (--ttl, --value, --url and other URLs), and --prefix's check: their parseArgs options, help lines and checks. */
-import { checkCanaryValue, checkKeyPrefix } from "../../lua-src/gray/options.ts";
+import { readFileSync } from "node:fs";
+import { type Credentials, checkCanaryValue, checkKeyPrefix, parseAuthFile } from "../../lua-src/gray/options.ts";
 import { type Context, UsageError, stringFlag } from "./command.ts";
 import { DEFAULT_STATUS_URL } from "./status.ts";
 
@@ -70,4 +71,17 @@ export function pidFileOf(ctx: Context): string {
   const pidFile = stringFlag(ctx, "pid-file");
   if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
   return pidFile;
+}
+
+/** --auth-file: memcached -Y's format, read by the router's own parser; unreadable or bad is bad input. */
+export function readCredentials(path: string): Credentials {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`--auth-file: cannot read ${path}: ${(err as Error).message}`);
+  }
+  const parsed = parseAuthFile(text);
+  if (typeof parsed === "string") throw new UsageError(`--auth-file: ${path}: ${parsed}`);
+  return parsed;
 }
