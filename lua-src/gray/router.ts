@@ -16,7 +16,7 @@
 import { cast, typeof as ctypeOf } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
-import { RULE_COUNTER, count, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
+import { RULE_COUNTER, count, observe, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
 import { DEFAULT_CANARY, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
@@ -245,7 +245,7 @@ export function route_upstream(): void {
   }
 }
 
-/** The log handler: counts the request under its route (requests, 5xx, upstream time). */
+/** The log handler: counts the request under its route (requests, 5xx, upstream time, the latency histogram). */
 export function log(): void {
   logSeen = true;
   const route = loggedRoute();
@@ -255,8 +255,15 @@ export function log(): void {
   count(counters.requests, 1);
   if (ngx.status >= 500) count(counters.responses_5xx, 1);
   const times = ngx_var.upstream_response_time;
-  // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
-  if (times !== undefined) count(counters.upstream_seconds, tonumber(times) ?? sumTimes(times));
+  if (times !== undefined) {
+    // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
+    const seconds = tonumber(times) ?? sumTimes(times);
+    count(counters.upstream_seconds, seconds);
+    observe(counters, seconds);
+  } else {
+    // No upstream (answered by nginx itself, or the connect never happened): the request's own time.
+    observe(counters, tonumber(ngx_var.request_time) ?? 0);
+  }
 }
 
 /** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
