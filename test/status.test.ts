@@ -60,6 +60,7 @@ describe("status rendering (the same code, as JavaScript)", () => {
         canary: { weight: 12.5, location: "@client_test", upstream: "client_test" },
         beta: { weight: 5, location: "@beta", upstream: "beta" },
       },
+      stable_target: { location: "@client", upstream: "client" },
       document: {
         revision: 1764480000123,
         age_s: 9,

@@ -292,6 +292,7 @@ export function status(): void {
     weight: canaries[DEFAULT_CANARY]!.weight,
     ranges: view.rangeCount,
     canaries,
+    stable_target: { location: targetOf(STABLE).location, upstream: targetOf(STABLE).upstream },
     document: documentStatus(),
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,

@@ -108,6 +108,8 @@ export interface Status {
   weight: number;
   ranges: number;
   canaries: Record<string, CanaryStatus>;
+  /** Where stable's requests go now: the options' names, or the document's after a promote. */
+  stable_target: { location: string; upstream: string };
   document: DocumentStatus;
   /** The lua_shared_dict in use, or false when running uncached. */
   cache_dict: string | false;
@@ -252,6 +254,13 @@ export function statusJson(s: Status): string {
       ["weight", `${s.weight}`],
       ["ranges", `${s.ranges}`],
       ["canaries", jsonCanaries(s)],
+      [
+        "stable_target",
+        jsonObject([
+          ["location", jsonString(s.stable_target.location)],
+          ["upstream", jsonString(s.stable_target.upstream)],
+        ]),
+      ],
       ["document", jsonDocument(s.document)],
       ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
       ["memcached", jsonString(s.memcached)],
