@@ -7,8 +7,8 @@
  *   no evidence. A router that does not answer is missing evidence too;
  * - against stable in the same window: the canary's 5xx rate may exceed stable's by at most
  *   `maxErrorRateDelta`, its p99 (from the latency histograms' deltas) be at most `maxP99Ratio` ×
- *   stable's; where stable has too few requests in the window (the canary holds nearly everyone),
- *   stable's last window with enough is the baseline;
+ *   stable's (p99s under `p99FloorMs` count as that floor); where stable has too few requests in the window (the canary holds nearly everyone),
+ *   stable's last window with enough is the baseline (the release reads one before its first step);
  * - absolute gates only when given (`maxErrorRate`, `maxP99Ms`);
  * - both versions over a gate together is an incident, not the canary's fault: inconclusive (hold);
  * - `failureLimit` failed checks roll back; each failed check starts a fresh window.
@@ -36,6 +36,11 @@ export interface ReleasePlan {
   maxErrorRateDelta: number;
   /** undefined: off. */
   maxP99Ratio: number | undefined;
+  /**
+   * p99s under this (ms) count as this in the ratio: below it, differences are a busy machine's
+   * scheduling and the first buckets' widths (5, 10, 25 ms), not the canary.
+   */
+  p99FloorMs: number;
   maxErrorRate: number | undefined;
   maxP99Ms: number | undefined;
   failureLimit: number;
@@ -147,10 +152,15 @@ export function judge(plan: ReleasePlan, w: Window, stable: RouteCounts | undefi
         unsure.push({ kind: "evidence", text: "no latency histogram from the routers (older than 0.3?)" });
       else {
         const limitMs = plan.maxP99Ms;
-        if (plan.maxP99Ratio !== undefined && stableP99 !== undefined && p99 > plan.maxP99Ratio * stableP99)
+        const floor = plan.p99FloorMs / 1000;
+        if (
+          plan.maxP99Ratio !== undefined &&
+          stableP99 !== undefined &&
+          p99 > plan.maxP99Ratio * Math.max(stableP99, floor)
+        )
           fails.push({
             kind: "latency",
-            text: `canary p99 ${ms(p99)} is over ${plan.maxP99Ratio} × stable's ${ms(stableP99)}`,
+            text: `canary p99 ${ms(p99)} is over ${plan.maxP99Ratio} × stable's ${ms(stableP99)}${stableP99 < floor ? ` (taken as ${plan.p99FloorMs} ms, the floor)` : ""}`,
           });
         else if (limitMs !== undefined && p99 * 1000 > limitMs) {
           if (stableP99 !== undefined && stableP99 * 1000 > limitMs)
@@ -179,6 +189,7 @@ type Figures = { canary: Sample; stable: Sample; stable_from: "window" | "baseli
 
 export type ReleaseEvent =
   | { event: "start"; canary: string; from_weight: number; steps: number[]; skipped: number[]; routers: string[] }
+  | { event: "baseline"; elapsed_ms: number; stable: Sample; missing: string[] }
   | ({ event: "step" } & Position)
   | ({ event: "check"; elapsed_ms: number; interval_ms: number; missing: string[] } & Position & Figures)
   | ({
@@ -257,6 +268,26 @@ export async function runRelease(plan: ReleasePlan, io: ReleaseIO, emit: (e: Rel
     emit(done);
     return done;
   };
+
+  // Stable's figures before any change, for the steps where stable gets too few requests to judge by
+  // (the canary near 100 %): read until stable has minRequests, at most an interval.
+  {
+    const first = await io.readFleet();
+    let w: Window | undefined;
+    let elapsed = 0;
+    while (elapsed < plan.intervalMs) {
+      await io.sleep(pollMs);
+      if (io.interrupted() !== undefined) break;
+      const now = await io.readFleet();
+      elapsed = now.at - first.at;
+      w = windowOf(first, now, plan.canary, plan.routers);
+      if (w.stable.requests >= plan.minRequests) {
+        baseline = w.stable;
+        break;
+      }
+    }
+    if (w !== undefined) emit({ event: "baseline", elapsed_ms: elapsed, stable: sample(w.stable), missing: w.missing });
+  }
 
   for (const weight of steps) {
     position = { step: plan.allSteps.indexOf(weight) + 1, of, weight };
@@ -417,6 +448,7 @@ export function describe(e: ReleaseEvent): string | undefined {
         ? `${e.canary} is at weight ${e.from_weight} %: steps ${e.skipped.join(", ")} skipped (a release never lowers the weight)`
         : undefined;
     case "step":
+    case "baseline":
       return undefined;
     case "check": {
       const shown = Math.min(e.elapsed_ms, e.interval_ms);
