@@ -42,8 +42,8 @@ export function spawnGray(args: string[], env: Record<string, string> = {}): Run
   });
   let out = "";
   let err = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<CliResult>((resolve) =>
     child.on("close", (code, signal) =>
       resolve({ code: code ?? (signal === null ? -1 : 128), stdout: out, stderr: err }),
