@@ -1,7 +1,9 @@
 /**
  * The TypeScriptToLua runtime helpers that sit on the request path, timed inside nginx's own
  * LuaJIT against the plain Lua they stand for: __TS__StringCharCodeAt (every byte the IP parser
- * and the user-id check read) against string.byte, and the two hot functions built on it.
+ * and the user-id check read) against string.byte, and the two hot functions built on it. Also the
+ * choice behind the rules in memory: a lookup in a worker's Lua table against one in a shared
+ * dict, each holding 100,000 addresses.
  */
 import { freePort } from "../harness/net.ts";
 import { get } from "../harness/http.ts";
@@ -15,6 +17,9 @@ export interface HelperTimes {
   parseAddressV4: number;
   parseAddressV6: number;
   userIdCheck: number;
+  /** A flagged address found among 100,000: in a Lua table, and in a lua_shared_dict. */
+  tableLookup: number;
+  dictLookup: number;
 }
 
 // The helper is copied from dist/lua/gray/ip.lua's inline import, so both loops run in the same chunk.
@@ -31,7 +36,16 @@ local byte = ns(function() for i = 1, N do x = x + string.byte(s, i % 20 + 1) en
 local v4 = ns(function() for i = 1, N do ip.parseAddress("198.51.100.23") end end)
 local v6 = ns(function() for i = 1, N do ip.parseAddress("2001:db8::1") end end)
 local uid = ns(function() for i = 1, N do rules.isUserId(s) end end)
-ngx.say(string.format('{"charCodeAtHelper":%.2f,"stringByte":%.2f,"parseAddressV4":%.1f,"parseAddressV6":%.1f,"userIdCheck":%.1f}', helper, byte, v4, v6, uid))
+local dict, t, keys = ngx.shared.bench_rules, {}, {}
+for i = 1, 100000 do
+  local k = string.format("10.%d.%d.%d", i / 65536 % 256, i / 256 % 256, i % 256)
+  t[k] = "canary"
+  dict:set(k, "canary")
+  if i % 100 == 0 then keys[#keys + 1] = k end
+end
+local tbl = ns(function() for i = 1, N do if t[keys[i % 1000 + 1]] == "canary" then x = x + 1 end end end)
+local shd = ns(function() for i = 1, N do if dict:get(keys[i % 1000 + 1]) == "canary" then x = x + 1 end end end)
+ngx.say(string.format('{"charCodeAtHelper":%.2f,"stringByte":%.2f,"parseAddressV4":%.1f,"parseAddressV6":%.1f,"userIdCheck":%.1f,"tableLookup":%.1f,"dictLookup":%.1f}', helper, byte, v4, v6, uid, tbl, shd))
 `;
 
 export async function helperTimes(runtime: Runtime, luaPaths: string[]): Promise<HelperTimes> {
@@ -40,6 +54,7 @@ export async function helperTimes(runtime: Runtime, luaPaths: string[]): Promise
     runtime,
     [
       `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
+      "lua_shared_dict bench_rules 32m;",
       "server {",
       `    listen 127.0.0.1:${port};`,
       `    location / { content_by_lua_block { ${CHUNK} } }`,

@@ -275,7 +275,8 @@ async function main(): Promise<number> {
       result.helpers = t;
       console.log(
         `\nTypeScriptToLua helpers on the request path (ns per call, nginx's LuaJIT): __TS__StringCharCodeAt ${fmt(t.charCodeAtHelper)} vs string.byte ${fmt(t.stringByte)}; ` +
-          `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}`,
+          `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}; ` +
+          `a flagged address among 100,000: Lua table ${fmt(t.tableLookup, 0)}, lua_shared_dict ${fmt(t.dictLookup, 0)}`,
       );
     }
     if (PARTS.has("histogram")) {

@@ -11,7 +11,8 @@ export class FlagStore {
     this.client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log: () => undefined } });
   }
 
-  async set(key: string, value = "1", ttlSeconds = 0): Promise<void> {
+  /** A string goes as UTF-8; a Buffer as its bytes (e.g. a text that is not UTF-8, on purpose). */
+  async set(key: string, value: string | Buffer = "1", ttlSeconds = 0): Promise<void> {
     const ok = await this.client.set(key, value, { expires: ttlSeconds });
     if (!ok) throw new Error(`memcached refused to store ${key}`);
   }

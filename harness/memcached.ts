@@ -1,4 +1,5 @@
 /** A memcached server on 127.0.0.1 that tests can stop, start again, and pause. */
+import { dirname } from "node:path";
 import { freePort } from "./net.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
@@ -10,6 +11,8 @@ export interface MemcachedServerOptions {
   maxConnections?: number;
   /** Also listen on [::1], same port. */
   ipv6?: boolean;
+  /** -Y: text-protocol authentication with this file's user:password lines (readable by the server's user). */
+  authFile?: string;
 }
 
 export class MemcachedServer {
@@ -41,7 +44,9 @@ export class MemcachedServer {
     const listen = this.options.ipv6 ? `${this.host},[::1]` : this.host;
     const args = ["-l", listen, "-p", String(this.port), "-U", "0", "-m", String(this.memoryMb), "-u", "nobody"];
     if (this.options.maxConnections !== undefined) args.push("-c", String(this.options.maxConnections), "-t", "1");
-    this.process = await this.runtime.spawn("memcached", args, { port: this.port, paths: [] });
+    const auth = this.options.authFile;
+    if (auth !== undefined) args.push("-Y", auth);
+    this.process = await this.runtime.spawn("memcached", args, { port: this.port, paths: auth ? [dirname(auth)] : [] });
   }
 
   async stop(): Promise<void> {

@@ -54,6 +54,8 @@ export interface RouterStackOptions {
   pattern?: Pattern;
   /** The rendered nginx.conf as a user might have edited it by hand (mistakes included). */
   handEdit?: (conf: string) => string;
+  /** More host directories nginx reads (containers mount them at the same path), e.g. an auth_file's. */
+  paths?: string[];
 }
 
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
@@ -174,7 +176,7 @@ export class RouterStack {
     const conf = renderStackConf(config.runtime, config.memcached, ports, config.options, config);
     const nginx = NginxServer.prepare(conf, ports.router);
     try {
-      await nginx.start(config.runtime, [LUA_DIR, LUA_SHIM_DIR]);
+      await nginx.start(config.runtime, [LUA_DIR, LUA_SHIM_DIR, ...(config.paths ?? [])]);
     } catch (err) {
       await nginx.stop();
       throw err;

@@ -94,6 +94,14 @@ describe("rules document", () => {
   it("pointers round-trip, and anything else is refused", () => {
     const p = { revision: 1764480000123, nonce: "abcd0123", bytes: 1234, crcs: [1, 4294967295] };
     expect(parsePointer(formatPointer(p))).toEqual(p);
+    const signedPointer = { ...p, signature: "q83vEjRWeJq83vEjRWeJq83vEjQ=" };
+    expect(parsePointer(formatPointer(signedPointer))).toEqual(signedPointer);
+    for (const bad of [
+      "hmac-sha1=short=",
+      "hmac-md5=q83vEjRWeJq83vEjRWeJq83vEjQ=",
+      "hmac-sha1=q83vEjRWeJq83vEjRWeJq83vEj!=",
+    ])
+      expect(parsePointer(`${formatPointer(p)} ${bad}`), bad).toBeUndefined();
     for (const bad of ["", "1", "2 1 a 1 1", "1 x a 1 1", "1 1 a 1 1,", "1 1 a 1 1 extra", "1 1 a-b 1 1", "1 1 a 1 -1"])
       expect(parsePointer(bad), bad).toBeUndefined();
   });

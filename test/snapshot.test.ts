@@ -19,7 +19,7 @@ import { gray } from "../harness/gray-cli.ts";
 import { closeAgents, get } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { logProblems } from "../harness/nginx.ts";
-import { clearRules, editDocument, flagIps, setRanges, setWeight } from "../harness/rules.ts";
+import { clearRules, flagIps, setRanges, setWeight } from "../harness/rules.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { withStore } from "../node-src/cli/store.ts";

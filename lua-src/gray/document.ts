@@ -4,7 +4,7 @@
  * between yields, the CLI (JavaScript) parses, edits and writes it with the same code.
  *
  * In memcached (P is the key_prefix):
- *   P gray:rules                          the pointer: "1 <revision> <nonce> <bytes> <crc32>,<crc32>..."
+ *   P gray:rules                          the pointer: "1 <revision> <nonce> <bytes> <crc32>,<crc32>... [hmac-sha1=<base64>]"
  *   P gray:rules:<revision>:<nonce>:<i>   chunk i of that revision's text (whole lines, ≤ CHUNK_BYTES each)
  * and each of them again under "<key>~1" and "<key>~2": a pool of memcached nodes (twemproxy's
  * ketama) spreads the copies over its nodes, so losing a node loses no revision; a reader takes the
@@ -84,6 +84,18 @@ export interface Pointer {
   nonce: string;
   bytes: number;
   crcs: number[];
+  /** HMAC-SHA1 (base64) of signedText(), when the writer had a rules key. */
+  signature?: string;
+}
+
+const SIGNATURE = "hmac-sha1=";
+
+/**
+ * What a revision's signature covers: its revision, nonce and size, then its whole text, so no
+ * part of a signed revision can be swapped for another's.
+ */
+export function signedText(p: Pointer, text: string): string {
+  return `${p.revision} ${p.nonce} ${p.bytes}\n${text}`;
 }
 
 /** Copies of the pointer and of each chunk, each under its own key. */
@@ -150,7 +162,13 @@ function field(line: string, from: number): string | undefined {
 }
 
 export function formatPointer(p: Pointer): string {
-  return `${FORMAT} ${p.revision} ${p.nonce} ${p.bytes} ${p.crcs.join(",")}`;
+  const signed = p.signature === undefined ? "" : ` ${SIGNATURE}${p.signature}`;
+  return `${FORMAT} ${p.revision} ${p.nonce} ${p.bytes} ${p.crcs.join(",")}${signed}`;
+}
+
+/** An HMAC-SHA1 in base64: 28 characters. */
+function isSignature(s: string): boolean {
+  return s.length === 28 && s.charAt(27) === "=" && alnumOr(s, "+/=");
 }
 
 export function parsePointer(text: string): Pointer | undefined {
@@ -160,7 +178,13 @@ export function parsePointer(text: string): Pointer | undefined {
   const nonce = field(text, fieldEnd);
   const bytes = field(text, fieldEnd);
   const crcText = field(text, fieldEnd);
+  const signed = field(text, fieldEnd);
   if (version !== `${FORMAT}` || crcText === undefined || fieldEnd <= text.length) return undefined;
+  let signature: string | undefined;
+  if (signed !== undefined) {
+    signature = signed.substring(SIGNATURE.length);
+    if (signed.substring(0, SIGNATURE.length) !== SIGNATURE || !isSignature(signature)) return undefined;
+  }
   if (!isDigits(revision!) || !isDigits(bytes!) || nonce!.length === 0 || nonce!.length > 16 || !alnumOr(nonce!, ""))
     return undefined;
   const crcs: number[] = [];
@@ -173,7 +197,9 @@ export function parsePointer(text: string): Pointer | undefined {
     crcs.push(Number(crc));
     at = end + 1;
   }
-  return { revision: Number(revision), nonce: nonce!, bytes: Number(bytes), crcs };
+  const p: Pointer = { revision: Number(revision), nonce: nonce!, bytes: Number(bytes), crcs };
+  if (signature !== undefined) p.signature = signature;
+  return p;
 }
 
 export function emptyDocument(): RulesDocument {

@@ -7,12 +7,22 @@ import { DEFAULT_CANARY, isCanaryName } from "./document.ts";
 import { MAX_USER_ID_BYTES, type RuleOptions, USER_KEY } from "./rules.ts";
 import { alnumOr } from "./text.ts";
 
+/** A user and password for memcached's text-protocol authentication (`memcached -Y`). */
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
 export interface MemcachedOptions {
   host: string;
   port: number;
   timeout_ms: number;
   pool_size: number;
   keepalive_ms: number;
+  /** A file in memcached's own -Y format (user:password), read once by configure(). */
+  auth_file: string | undefined;
+  /** What configure() read from auth_file: sent on each new connection, never logged or shown. */
+  credentials: Credentials | undefined;
 }
 
 export interface CacheOptions {
@@ -49,6 +59,10 @@ export interface RouterOptions extends RuleOptions {
   canaries: Record<string, CanaryTargets>;
   /** A rules document larger than this is refused (the last revision is kept). */
   max_rules_bytes: number;
+  /** A file holding the key rules revisions are signed with: only revisions that verify are adopted. */
+  rules_key_file: string | undefined;
+  /** What configure() read from rules_key_file; never logged or shown. */
+  rules_key: string | undefined;
 }
 
 export const DEFAULT_CACHE_DICT = "gray_cache";
@@ -93,6 +107,41 @@ export function checkKeyPrefix(prefix: unknown, userRule: boolean): string | und
   return undefined;
 }
 
+/**
+ * The first credentials of a file in memcached's -Y format ("user:password" lines), or what is
+ * wrong with it. The CLI reads --auth-file with the same code. The password is never in a message.
+ */
+export function parseAuthFile(text: string): Credentials | string {
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    let line = text.substring(start, end);
+    if (line.length > 0 && line.charCodeAt(line.length - 1) === 13) line = line.substring(0, line.length - 1);
+    start = end + 1;
+    if (line.length === 0) continue;
+    const colon = line.indexOf(":");
+    const user = colon < 0 ? "" : line.substring(0, colon);
+    const password = colon < 0 ? "" : line.substring(colon + 1);
+    if (user.length === 0 || password.length === 0 || !isKeySafe(user) || !isKeySafe(password))
+      return "its first line must be user:password (no spaces or control characters), as memcached -Y reads it";
+    return { user, password };
+  }
+  return "it has no user:password line";
+}
+
+/** A rules key shorter than this is refused: an HMAC key is only as strong as its bytes. */
+export const MIN_RULES_KEY_BYTES = 16;
+
+/** The key in a rules key file (its text, trailing newlines dropped), or what is wrong with it. */
+export function parseKeyFile(text: string): string | { error: string } {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 13)) end--;
+  const key = text.substring(0, end);
+  if (key.length < MIN_RULES_KEY_BYTES) return { error: `it must hold a key of at least ${MIN_RULES_KEY_BYTES} bytes` };
+  return key;
+}
+
 /** What is wrong with a canary_value, or undefined when it is good: CR or LF would break memcached's text protocol. */
 export function checkCanaryValue(value: unknown): string | undefined {
   if (typeof value !== "string" || value.length === 0 || value.indexOf("\r") >= 0 || value.indexOf("\n") >= 0) {
@@ -127,6 +176,7 @@ const MEMCACHED_KEYS: Record<string, boolean> = {
   timeout_ms: true,
   pool_size: true,
   keepalive_ms: true,
+  auth_file: true,
 };
 const ROUTER_KEYS: Record<string, boolean> = {
   memcached: true,
@@ -149,6 +199,7 @@ const ROUTER_KEYS: Record<string, boolean> = {
   ip_keys: true,
   canaries: true,
   max_rules_bytes: true,
+  rules_key_file: true,
 };
 const CANARY_KEYS: Record<string, boolean> = { location: true, upstream: true };
 
@@ -243,6 +294,9 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const keepalive = mc.keepalive_ms === undefined ? 60000 : mc.keepalive_ms;
   if (!isInteger(keepalive, 1, 86400000))
     return invalid("memcached.keepalive_ms", "an integer in 1..86400000", keepalive);
+  const authFile = mc.auth_file;
+  if (authFile !== undefined && (typeof authFile !== "string" || authFile.length === 0 || !isKeySafe(authFile)))
+    return invalid("memcached.auth_file", "the path of a file in memcached's -Y format (user:password)", authFile);
 
   const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
   const badPrefix = checkKeyPrefix(prefix, false);
@@ -300,11 +354,22 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const maxBytes = raw.max_rules_bytes === undefined ? DEFAULT_MAX_RULES_BYTES : raw.max_rules_bytes;
   if (!isInteger(maxBytes, 1024, 1024 * 1024 * 1024))
     return invalid("max_rules_bytes", "an integer in 1024..1073741824", maxBytes);
+  const keyFile = raw.rules_key_file;
+  if (keyFile !== undefined && (typeof keyFile !== "string" || keyFile.length === 0 || !isKeySafe(keyFile)))
+    return invalid("rules_key_file", "the path of a file holding the rules key", keyFile);
   const cache: CacheOptions | undefined =
     dict === false ? undefined : { dict: dict === undefined ? DEFAULT_CACHE_DICT : dict, required: dict !== undefined };
 
   return {
-    memcached: { host, port, timeout_ms: timeout, pool_size: poolSize, keepalive_ms: keepalive },
+    memcached: {
+      host,
+      port,
+      timeout_ms: timeout,
+      pool_size: poolSize,
+      keepalive_ms: keepalive,
+      auth_file: authFile,
+      credentials: undefined,
+    },
     key_prefix: prefix,
     stable_location: stable,
     canary_location: canary,
@@ -324,5 +389,7 @@ export function parseOptions(input: unknown): RouterOptions | string {
     ip_keys: ipKeys,
     canaries,
     max_rules_bytes: maxBytes,
+    rules_key_file: keyFile,
+    rules_key: undefined,
   };
 }

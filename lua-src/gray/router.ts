@@ -20,7 +20,14 @@ import { RULE_COUNTER, count, observe, routeCounter, totals, useDict, useRoutes 
 import { DEFAULT_CANARY, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
-import { DEFAULT_CACHE_DICT, type RouterOptions, parseOptions } from "./options.ts";
+import {
+  type Credentials,
+  DEFAULT_CACHE_DICT,
+  type RouterOptions,
+  parseAuthFile,
+  parseKeyFile,
+  parseOptions,
+} from "./options.ts";
 import { decide } from "./rules.ts";
 import { currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
 import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
@@ -119,7 +126,36 @@ export function configure(input?: unknown): void {
       2,
     );
   }
+  const authFile = parsed.memcached.auth_file;
+  if (authFile !== undefined) parsed.memcached.credentials = readCredentials(authFile);
+  const keyFile = parsed.rules_key_file;
+  if (keyFile !== undefined) parsed.rules_key = readRulesKey(keyFile);
   install(parsed);
+}
+
+/** The whole of a file configure() reads (in the master: it may be readable by root alone); unreadable stops nginx. */
+function readOptionFile(option: string, path: string): string {
+  const [file, openError] = io.open(path, "r");
+  if (file === undefined) error(`gray.router: option ${option}: cannot read ${path} (${openError})`, 4);
+  const text = file.read("*a");
+  file.close();
+  return typeof text === "string" ? text : "";
+}
+
+function readRulesKey(path: string): string {
+  const key = parseKeyFile(readOptionFile("rules_key_file", path));
+  if (typeof key !== "string") error(`gray.router: option rules_key_file: ${path}: ${key.error}`, 3);
+  return key;
+}
+
+/**
+ * memcached.auth_file, read here and only here: configure() runs in init_by_lua, in the master,
+ * so the file may be readable by root alone. A file that cannot be read or parsed stops nginx.
+ */
+function readCredentials(path: string): Credentials {
+  const parsed = parseAuthFile(readOptionFile("memcached.auth_file", path));
+  if (typeof parsed === "string") error(`gray.router: option memcached.auth_file: ${path}: ${parsed}`, 3);
+  return parsed;
 }
 
 const UINTPTR = ctypeOf("uintptr_t");

@@ -27,6 +27,7 @@ import {
   newestPointer,
   parsePointer,
   pointerKey,
+  signedText,
 } from "./document.ts";
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
@@ -165,7 +166,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
  * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
  * the same, whatever its text (a store answering garbage varies it with every reply).
  */
-type ProblemKind = "store" | "gone" | "older" | "refused" | "write-back" | "dict" | "bug";
+type ProblemKind = "store" | "gone" | "older" | "refused" | "unsigned" | "write-back" | "dict" | "bug";
 
 /** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
 function problem(kind: ProblemKind, message: string): void {
@@ -192,15 +193,20 @@ function keeping(): string {
 /** LuaJIT's table.new: a table with room for `hash` keys, allocated once. */
 const tableNew = require("table.new") as (this: void, array: number, hash: number) => Record<string, string>;
 
-/** A hostile count must not allocate gigabytes: beyond this, the table grows as it fills. */
-const MAX_PRESIZE = 4000000;
+/** The shortest entry line ("ip 1 c 0\n") is 9 bytes: no text of N bytes holds more than N / 9 entries. */
+const MIN_ENTRY_BYTES = 9;
+/** The most entries the text being parsed can hold: a hostile count in its first line sizes no table past it. */
+let presizeCap = 0;
 
 function sized(this: void, entries: number): Record<string, string> {
-  return tableNew(0, Math.min(entries, MAX_PRESIZE));
+  return tableNew(0, Math.min(entries, presizeCap));
 }
 
 /** Parses the chunks, yielding between slices; the document or why it was refused. */
 function parse(chunks: string[]): RulesDocument | string {
+  let bytes = 0;
+  for (const chunk of chunks) bytes += chunk.length;
+  presizeCap = Math.floor(bytes / MIN_ENTRY_BYTES);
   const reader = new DocumentReader(undefined, sized);
   for (const chunk of chunks) {
     reader.feed(chunk);
@@ -228,6 +234,12 @@ function checkChunks(p: Pointer, chunks: (string | undefined)[], where: (i: numb
     bytes += chunk.length;
   }
   return bytes === p.bytes ? undefined : `its chunks hold ${bytes} bytes, the pointer says ${p.bytes}`;
+}
+
+/** The revision carries the HMAC of its text under the key: checked once per revision, never per request. */
+function signedBy(key: string, p: Pointer, chunks: string[]): boolean {
+  if (p.signature === undefined) return false;
+  return ngx.encode_base64(ngx.hmac_sha1(key, signedText(p, chunks.join("")))) === p.signature;
 }
 
 /** Each chunk's copies' keys, the chunk's own key first. */
@@ -318,6 +330,8 @@ function loadCopy(): boolean {
     chunks.push(typeof chunk === "string" && matches(p, i, chunk) ? chunk : undefined);
   }
   if (checkChunks(p, chunks, (i) => `${i}`) !== undefined) return false;
+  // Saved under another conf perhaps (a reload that added rules_key_file): checked like memcached's.
+  if (options.rules_key !== undefined && !signedBy(options.rules_key, p, chunks as string[])) return false;
   const doc = parse(chunks as string[]);
   if (typeof doc === "string") return false;
   adopt(p, text as string, chunks as string[], doc, "shared dict");
@@ -431,6 +445,11 @@ function refresh(): void {
   if (chunks === undefined) return storeProblem(`memcached: ${fetchFailure}; ${keeping()}`);
   const bad = checkChunks(p, chunks, (i) => chunkKey(options.key_prefix, p, i));
   if (bad !== undefined) return problem("refused", `revision ${p.revision} cannot be loaded: ${bad}; ${keeping()}`);
+  if (options.rules_key !== undefined && !signedBy(options.rules_key, p, chunks as string[]))
+    return problem(
+      "unsigned",
+      `revision ${p.revision} is refused: it is ${p.signature === undefined ? "not signed" : "signed with another key, or forged"} (rules_key_file); ${keeping()}`,
+    );
   const doc = parse(chunks as string[]);
   if (typeof doc === "string") return problem("refused", `revision ${p.revision} is refused: ${doc}; ${keeping()}`);
   adopt(p, newest.text, chunks as string[], doc, "memcached");

@@ -4,7 +4,7 @@
  * What the library throws is a failure too: a garbled reply such as "VALUE k 0 99999999999999999999"
  * makes its receive() raise "bad pattern argument", which would otherwise abort the request with a 500.
  */
-import type { MemcachedOptions } from "./options.ts";
+import type { Credentials, MemcachedOptions } from "./options.ts";
 
 /** OpenResty ships resty.memcached; Debian ships the same library as nginx.memcached. */
 function loadMemcached(): MemcachedModule {
@@ -35,6 +35,24 @@ const guarded = pcall as unknown as <A extends unknown[], T>(
   ...args: A
 ) => LuaMultiReturn<[true, T | undefined, string | undefined] | [false, string, undefined]>;
 
+/** memcached -Y's text-protocol login: a set whose data is "<user> <password>". */
+function login(
+  this: void,
+  client: MemcachedClient,
+  line: string,
+): LuaMultiReturn<[boolean | undefined, string | undefined]> {
+  const [stored, refusal] = client.set("gray-auth", line);
+  if (stored === undefined) return $multi(undefined, refusal);
+  return $multi(true, undefined);
+}
+
+/** Logs a new connection in (a pooled one is already): what went wrong, or undefined; never the password. */
+function authenticate(client: MemcachedClient, credentials: Credentials): string | undefined {
+  const [ran, , refusal] = guarded(login, client, `${credentials.user} ${credentials.password}`);
+  if (ran && refusal === undefined) return undefined;
+  return `authentication failed as user ${credentials.user} (${refusal ?? "the library raised an error"})`;
+}
+
 /**
  * Connects (or takes a pooled connection), runs the work, and pools the connection only when it
  * succeeded. Connect options without a pool_size mean a fresh connection, closed afterwards:
@@ -52,6 +70,14 @@ function session<A extends unknown[], T>(
   client.set_timeout(options.timeout_ms);
   const [connected, connectError] = client.connect(options.host, options.port, connect);
   if (connected === undefined) return $multi(undefined, `connect: ${connectError}`);
+  const credentials = options.credentials;
+  if (credentials !== undefined && client.get_reused_times()[0] === 0) {
+    const refused = authenticate(client, credentials);
+    if (refused !== undefined) {
+      client.close();
+      return $multi(undefined, refused);
+    }
+  }
   const [ran, result, failure] = guarded(work, client, ...args);
   if (!ran || failure !== undefined) {
     client.close();

@@ -75,6 +75,9 @@ interface NgxApi {
   log(this: void, level: number, ...message: (string | number)[]): void;
   /** CRC-32 (zlib's) of a string, computed in C. */
   crc32_short(this: void, s: string): number;
+  /** HMAC-SHA1 of the text under the key, as 20 raw bytes. */
+  hmac_sha1(this: void, key: string, text: string): string;
+  encode_base64(this: void, bytes: string): string;
   /** The same, tuned for long strings. */
   crc32_long(this: void, s: string): number;
   /** Cached Unix time in whole seconds (no syscall). */

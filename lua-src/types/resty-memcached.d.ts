@@ -34,6 +34,8 @@ interface MemcachedClient {
   cas(key: string, value: string, cas_unique: string, exptime?: number): LuaMultiReturn<[1] | [undefined, string]>;
   /** (1) when the key was there, (nil, "NOT_FOUND") when not, (nil, failure) otherwise. */
   touch(key: string, exptime: number): LuaMultiReturn<[1] | [undefined, string]>;
+  /** How many times this connection was taken from the pool before (0: it was just made). */
+  get_reused_times(): LuaMultiReturn<[number] | [undefined, string]>;
   set_keepalive(max_idle_ms: number, pool_size: number): LuaMultiReturn<[1] | [undefined, string]>;
   close(): LuaMultiReturn<[1] | [undefined, string]>;
 }

@@ -52,6 +52,8 @@ export const DEFAULT_MEMCACHED = "127.0.0.1:11211";
 
 export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
   memcached: { type: "string" },
+  "auth-file": { type: "string" },
+  "rules-key-file": { type: "string" },
   prefix: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -59,6 +61,8 @@ export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
 
 export const COMMON_HELP = [
   "  --memcached HOST:PORT  memcached (or twemproxy) to use, [IPv6]:PORT too (env GRAY_MEMCACHED, default 127.0.0.1:11211)",
+  "  --auth-file PATH       memcached -Y credentials (user:password) to log in with (env GRAY_MEMCACHED_AUTH_FILE)",
+  "  --rules-key-file PATH  sign each revision, and trust only signed ones, with the routers' rules_key_file (env GRAY_RULES_KEY_FILE)",
   "  --prefix P             the router's key_prefix (default empty)",
   "  --json                 print JSON instead of text",
   "  --help                 this help",

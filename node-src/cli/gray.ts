@@ -11,9 +11,10 @@ import { UpgradeError } from "../nginx-master.ts";
 import { RulesEditError } from "../rules/edit.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
-import { checkPrefix } from "./shared-flags.ts";
+import { useRulesKey } from "../rules/signing.ts";
+import { checkPrefix, readCredentials, readRulesKey } from "./shared-flags.ts";
 import { RouterError } from "./status.ts";
-import { StoreError, parseHostPort } from "./store.ts";
+import { StoreError, parseHostPort, useStoreDefaults } from "./store.ts";
 
 function help(): string {
   return [
@@ -62,6 +63,10 @@ async function main(argv: string[]): Promise<number> {
     const memcached = given ?? DEFAULT_MEMCACHED;
     if (!parseHostPort(memcached))
       throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
+    const authFile = (values["auth-file"] as string | undefined) ?? process.env.GRAY_MEMCACHED_AUTH_FILE;
+    if (authFile !== undefined) useStoreDefaults({ auth: readCredentials(authFile) });
+    const keyFile = (values["rules-key-file"] as string | undefined) ?? process.env.GRAY_RULES_KEY_FILE;
+    if (keyFile !== undefined) useRulesKey(readRulesKey(keyFile));
     const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);
     work = command.prepare({ args: positionals, values, memcached, memcachedGiven: given !== undefined, prefix, json });
   } catch (err) {

@@ -1,5 +1,12 @@
 /** Flags that several commands take (--ttl, --value, --url and other URLs), and --prefix's check: their parseArgs options, help lines and checks. */
-import { checkCanaryValue, checkKeyPrefix } from "../../lua-src/gray/options.ts";
+import { readFileSync } from "node:fs";
+import {
+  type Credentials,
+  checkCanaryValue,
+  checkKeyPrefix,
+  parseAuthFile,
+  parseKeyFile,
+} from "../../lua-src/gray/options.ts";
 import { type Context, UsageError, stringFlag } from "./command.ts";
 import { DEFAULT_STATUS_URL } from "./status.ts";
 
@@ -70,4 +77,26 @@ export function pidFileOf(ctx: Context): string {
   const pidFile = stringFlag(ctx, "pid-file");
   if (pidFile === undefined || pidFile === "") throw new UsageError("--pid-file PATH is required");
   return pidFile;
+}
+
+function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** --auth-file: memcached -Y's format, read by the router's own parser; unreadable or bad is bad input. */
+export function readCredentials(path: string): Credentials {
+  const parsed = parseAuthFile(readFlagFile("--auth-file", path));
+  if (typeof parsed === "string") throw new UsageError(`--auth-file: ${path}: ${parsed}`);
+  return parsed;
+}
+
+/** --rules-key-file: the key the router's rules_key_file holds, read by the same parser. */
+export function readRulesKey(path: string): string {
+  const key = parseKeyFile(readFlagFile("--rules-key-file", path));
+  if (typeof key !== "string") throw new UsageError(`--rules-key-file: ${path}: ${key.error}`);
+  return key;
 }

@@ -4,6 +4,7 @@
  * everything else — refused, closed, timed out, an error line, a reply no memcached sends —
  * becomes a StoreError naming the store, the command and what it answered.
  */
+import type { Credentials } from "../../lua-src/gray/options.ts";
 import { TextConnection, TextProtocolError, type StatusWord } from "./memcached-text.ts";
 
 export class StoreError extends Error {}
@@ -49,6 +50,21 @@ function decodeKey(encoded: string): string {
 
 export interface StoreOptions {
   timeoutMs?: number;
+  /** memcached -Y's credentials, sent on the connection before any request. */
+  auth?: Credentials;
+}
+
+/** What every store this process opens uses unless told otherwise: the CLI's --auth-file. */
+let defaults: StoreOptions = {};
+export function useStoreDefaults(options: StoreOptions): void {
+  defaults = options;
+}
+
+/** The -Y login: a set whose data is "<user> <password>", answered STORED. */
+async function login(connection: TextConnection, auth: Credentials): Promise<void> {
+  const data = Buffer.from(`${auth.user} ${auth.password}`, "utf8");
+  const reply = await connection.status(`set gray-auth 0 0 ${data.length}`, data, ["STORED", "NOT_STORED"]);
+  if (reply !== "STORED") throw new TextProtocolError(`answered ${JSON.stringify(reply)}`);
 }
 
 export class AdminStore {
@@ -56,11 +72,20 @@ export class AdminStore {
 
   constructor(
     readonly address: string,
-    options: StoreOptions = {},
+    given: StoreOptions = {},
   ) {
     const target = parseHostPort(address);
     if (target === undefined) throw new StoreError(`not a memcached address (HOST:PORT): ${JSON.stringify(address)}`);
-    this.connection = new TextConnection({ ...target, timeoutMs: options.timeoutMs ?? STORE_TIMEOUT_MS });
+    const options = { ...defaults, ...given };
+    const auth = options.auth;
+    this.connection = new TextConnection({
+      ...target,
+      timeoutMs: options.timeoutMs ?? STORE_TIMEOUT_MS,
+      onConnect:
+        auth === undefined
+          ? undefined
+          : (c) => this.ask(`login as ${auth.user}`, "authentication failed", () => login(c, auth)),
+    });
   }
 
   /** Runs one request; a failure names the store, the command, and what the store did. */

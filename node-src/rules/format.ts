@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { signed } from "./signing.ts";
 import { CHUNK_BYTES, FORMAT, type Pointer, type RulesDocument, formatBuckets } from "../../lua-src/gray/document.ts";
 
 /** History texts (who, what) are free text from the operator's machine: longer than this is cut. */
@@ -95,5 +96,6 @@ export interface Revision {
 export function encodeDocument(doc: RulesDocument, nonce = newNonce()): Revision {
   const chunks = splitChunks(documentLines(doc));
   const bytes = chunks.reduce((n, c) => n + c.length, 0);
-  return { pointer: { revision: doc.revision, nonce, bytes, crcs: chunks.map(crc32Text) }, chunks };
+  const pointer = { revision: doc.revision, nonce, bytes, crcs: chunks.map(crc32Text) };
+  return { pointer: signed(pointer, chunks.join("")), chunks };
 }

@@ -22,6 +22,7 @@ import { isUserId } from "../../lua-src/gray/rules.ts";
 import { type AdminStore, StoreError } from "../cli/store.ts";
 import { cloneDocument, nextRevision, pruneExpired } from "./edit.ts";
 import { crc32Text, encodeDocument } from "./format.ts";
+import { signatureProblem } from "./signing.ts";
 
 /**
  * A chunk no copy of which is in memcached (evicted, flushed, a lost node): the one failure a
@@ -78,6 +79,9 @@ export async function readRevision(store: RulesReader, prefix: string, pointer: 
     throw new StoreError(
       `rules revision ${pointer.revision}: ${text.length} bytes in its chunks, the pointer ${pointerKey(prefix)} says ${pointer.bytes}`,
     );
+  const unsigned = signatureProblem(pointer, text);
+  if (unsigned !== undefined)
+    throw new StoreError(`rules revision ${pointer.revision} (${pointerKey(prefix)}): ${unsigned}`);
   const doc = parseDocument(text, strictCheck);
   if (typeof doc === "string")
     throw new StoreError(`rules revision ${pointer.revision} (${pointerKey(prefix)}) is not a valid document: ${doc}`);
