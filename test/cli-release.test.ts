@@ -347,7 +347,13 @@ describe("gray release, an incident on both versions", () => {
     const r = await run.done;
     await load.stop();
     const all = events(r.stdout);
-    expect(all.some((e) => e.event === "rollback")).toBe(false);
+    expect(
+      all.some((e) => e.event === "rollback"),
+      all
+        .filter((e) => e.event !== "check")
+        .map((e) => JSON.stringify(e))
+        .join("\n"),
+    ).toBe(false);
     const held = all.find((e) => e.event === "verdict" && e.verdict === "inconclusive") as { reasons: string[] };
     expect(held.reasons[0]).toMatch(/^both versions failing: canary 5xx [\d.]+ %, stable [\d.]+ % \(over 1\.00 %\)$/);
     expect(r.code).toBe(0);

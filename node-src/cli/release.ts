@@ -144,8 +144,9 @@ export function judge(plan: ReleasePlan, w: Window, stable: RouteCounts | undefi
       });
     else if (plan.maxErrorRate !== undefined && rate > plan.maxErrorRate)
       fails.push({ kind: "errors", text: `canary 5xx ${pct(rate)} is over ${pct(plan.maxErrorRate)}` });
-    // Latency.
-    if (plan.maxP99Ratio !== undefined || plan.maxP99Ms !== undefined) {
+    // Latency; not during an incident: failing answers' times (timeouts, refused connects) say nothing of the canary.
+    const incident = unsure.some((r) => r.kind === "incident");
+    if (!incident && (plan.maxP99Ratio !== undefined || plan.maxP99Ms !== undefined)) {
       const p99 = quantile(c.latency, 0.99);
       const stableP99 = stable === undefined ? undefined : quantile(stable.latency, 0.99);
       if (p99 === undefined)
