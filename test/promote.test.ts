@@ -67,6 +67,17 @@ describe.each(PATTERNS)("gray promote, %s pattern", (pattern) => {
     await sleep(1000);
     expect(Object.keys(load.summary(fromUndo).routes)).toEqual(["canary"]);
 
+    // More swaps back and forth, each while requests wait on their per-IP seed key: a request
+    // decided under one revision and sent under the next would reach the old version.
+    for (let i = 0; i < 4; i++) {
+      await cli(["promote", "--status-url", url]);
+      await sleep(400);
+      await cli(["promote", "--undo", "--status-url", url]);
+      await sleep(400);
+    }
+    await sleep(1000);
+    expect(Object.keys(load.summary(fromPromote).routes)).toEqual(["canary"]);
+
     await cli(["weight", "0"]);
     await untilLoaded(ctx.router, (await readRules(sharedMemcached().address))!.revision);
     await sleep(1000);
