@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,fleet] [--requests N] [--help]
+ *                  [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
@@ -28,6 +28,7 @@ import { NO_IP_KEYS_SERIES, growth } from "./growth.ts";
 import { type Goal, compareVariants, fmt } from "./compare.ts";
 import { type Bed, type RoundPlan, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
+import { histogramCost } from "./histogram.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
@@ -40,14 +41,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,fleet" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,fleet" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,fleet] [--requests N]
+                 [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
@@ -56,6 +57,7 @@ parts (default: all of them, in this order):
   memory   a worker's RSS over --requests requests
   profile  where a worker's time goes, sampled with perf (when linux-perf is installed)
   helpers  the TypeScriptToLua helpers on the request path, timed
+  histogram  the log line's counting with and without the latency histogram, timed
   fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
   process.exit(0);
 }
@@ -278,6 +280,13 @@ async function main(): Promise<number> {
         `\nTypeScriptToLua helpers on the request path (ns per call, nginx's LuaJIT): __TS__StringCharCodeAt ${fmt(t.charCodeAtHelper)} vs string.byte ${fmt(t.stringByte)}; ` +
           `parseAddress IPv4 ${fmt(t.parseAddressV4, 0)}, IPv6 ${fmt(t.parseAddressV6, 0)}; user-id check (22 bytes) ${fmt(t.userIdCheck, 0)}; ` +
           `a flagged address among 100,000: Lua table ${fmt(t.tableLookup, 0)}, lua_shared_dict ${fmt(t.dictLookup, 0)}`,
+      );
+    }
+    if (PARTS.has("histogram")) {
+      const h = await histogramCost(runtime, luaPaths);
+      result.histogram = h;
+      console.log(
+        `\nThe log line's counting (ns per request, nginx's LuaJIT): ${fmt(h.without)} without the latency histogram, ${fmt(h.with)} with it`,
       );
     }
     if (PARTS.has("fleet")) {

@@ -1,5 +1,5 @@
 /** Runs the built `gray` CLI as an operator would: a separate process, its exit code and output. */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { ROOT } from "./paths.ts";
 
@@ -24,4 +24,30 @@ export function gray(args: string[], env: Record<string, string> = {}): Promise<
       },
     );
   });
+}
+
+/** A `gray` process left running (a release), to signal, read as it prints, and wait for. */
+export interface RunningGray {
+  child: ChildProcess;
+  /** What it printed so far. */
+  stdout(): string;
+  stderr(): string;
+  done: Promise<CliResult>;
+}
+
+export function spawnGray(args: string[], env: Record<string, string> = {}): RunningGray {
+  const child = spawn(process.execPath, [GRAY_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const done = new Promise<CliResult>((resolve) =>
+    child.on("close", (code, signal) =>
+      resolve({ code: code ?? (signal === null ? -1 : 128), stdout: out, stderr: err }),
+    ),
+  );
+  return { child, stdout: () => out, stderr: () => err, done };
 }

@@ -95,13 +95,20 @@ export interface StackPorts {
 /** How long a backend's /slow location takes to answer. */
 export const SLOW_BACKEND_S = 0.05;
 
-/** A backend version: answers its name (with `status`, 200 unless a broken version is wanted), so a response shows which version served it. */
-export function backend(name: string, port: number, status = 200): string[] {
+/**
+ * A backend version: answers its name (with `status`, 200 unless a broken version is wanted), so a
+ * response shows which version served it; after `delayS` seconds when given (a slow version).
+ */
+export function backend(name: string, port: number, status = 200, delayS = 0): string[] {
+  const answer =
+    delayS > 0
+      ? `content_by_lua_block { ngx.sleep(${delayS}) ngx.status = ${status} ngx.say("${name}") }`
+      : `return ${status} "${name}\\n";`;
   return [
     "server {",
     `    listen 127.0.0.1:${port};`,
     "    default_type text/plain;",
-    `    location / { return ${status} "${name}\\n"; }`,
+    `    location / { ${answer} }`,
     `    location = /fail { return 500 "${name} failed\\n"; }`,
     // Answers after a known time, so measured upstream times can be checked against it.
     `    location = /slow { content_by_lua_block { ngx.sleep(${SLOW_BACKEND_S}) ngx.say("${name}") } }`,
@@ -231,9 +238,15 @@ export class AppCopy {
     private currentVersion: string,
   ) {}
 
-  private static async serve(runtime: Runtime, version: string, port: number, status = 200): Promise<NginxServer> {
+  private static async serve(
+    runtime: Runtime,
+    version: string,
+    port: number,
+    status = 200,
+    delayS = 0,
+  ): Promise<NginxServer> {
     const server = NginxServer.prepare(
-      renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status) }),
+      renderMain({ flavour: runtime.flavour, masterProcess: false, http: backend(version, port, status, delayS) }),
       port,
     );
     try {
@@ -245,10 +258,10 @@ export class AppCopy {
     return server;
   }
 
-  /** A copy answering `version`, with `status` (a broken version answers 500). */
-  static async start(runtime: Runtime, version: string, status = 200): Promise<AppCopy> {
+  /** A copy answering `version`, with `status` (a broken version answers 500), after `delayS` seconds (a slow one). */
+  static async start(runtime: Runtime, version: string, status = 200, delayS = 0): Promise<AppCopy> {
     const port = await freePort();
-    return new AppCopy(runtime, port, await AppCopy.serve(runtime, version, port, status), version);
+    return new AppCopy(runtime, port, await AppCopy.serve(runtime, version, port, status, delayS), version);
   }
 
   /** host:port, as an upstream server line takes it. */
@@ -260,10 +273,10 @@ export class AppCopy {
     return this.currentVersion;
   }
 
-  /** Stops it gracefully and starts the other version in its place. */
-  async restart(version: string): Promise<void> {
+  /** Stops it gracefully and starts the other version (answering `status`) in its place. */
+  async restart(version: string, status = 200): Promise<void> {
     await this.server.stop();
-    this.server = await AppCopy.serve(this.runtime, version, this.port);
+    this.server = await AppCopy.serve(this.runtime, version, this.port, status);
     this.currentVersion = version;
   }
 

@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
-import { gray } from "../harness/gray-cli.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { gray, spawnGray } from "../harness/gray-cli.ts";
+import { Load, loopbackClients } from "../harness/load.ts";
 import { closeAgents } from "../harness/http.ts";
 import { MemcachedServer } from "../harness/memcached.ts";
 import { NutcrackerServer } from "../harness/nutcracker.ts";
@@ -121,10 +123,19 @@ describe("the CLI through twemproxy", () => {
     expect(status).toMatch(/^canary\s+\d+/m);
   });
 
-  it("release walks the weight up through it", async () => {
-    const out = await ok(["release", "--steps", "10,100", "--interval", "1s", "--status-url", router.statusUrl]);
-    expect(out.trim().split("\n").at(-1)).toBe("released: weight 100 %");
+  it("release walks the weight up through it, its state under gray:release steered through it too", async () => {
+    const load = Load.start({ url: router.url, sources: loopbackClients(64, 100), durationMs: 30_000 });
+    const args = ["release", "--steps", "10,100", "--interval", "1s", "--min-requests", "20", "--p99-floor-ms", "100"];
+    const run = spawnGray([...args, "--status-url", router.statusUrl], env());
+    const deadline = Date.now() + 10_000;
+    while (!(await ok(["release", "show"])).includes("step 1/2") && Date.now() < deadline) await sleep(100);
+    expect(await ok(["release", "show"])).toMatch(/^release of canary by \S+ \(pid \d+\), step 1\/2 at weight 10 %/);
+    const r = await run.done;
+    await load.stop();
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n").at(-1)).toBe("released: canary at weight 100 %");
     expect((await doc()).canaries.canary!.buckets).toEqual([0, 100_000]);
+    expect((await ok(["release", "show"])).trim()).toBe("no release running");
   });
 
   it("forwards what the rules snapshot will need: gets and cas, add, touch, version", async () => {

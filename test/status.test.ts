@@ -4,7 +4,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { get } from "../harness/http.ts";
 import { SLOW_BACKEND_S } from "../harness/stack.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
-import { type Status, statusJson, statusPrometheus, sumTimes } from "../lua-src/gray/status.ts";
+import {
+  type Histogram,
+  LATENCY_LE,
+  type Status,
+  latencyBucket,
+  statusJson,
+  statusPrometheus,
+  sumTimes,
+} from "../lua-src/gray/status.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { expectCleanLog, useRouter } from "./support.ts";
 import { PATTERNS } from "../node-src/nginx-conf.ts";
@@ -18,14 +26,30 @@ describe("status rendering (the same code, as JavaScript)", () => {
     expect(sumTimes("")).toBe(0);
   });
 
-  it("escapes strings into valid JSON", () => {
+  it("puts a time in the first bucket whose bound it does not exceed (le is inclusive)", () => {
+    expect(LATENCY_LE).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    expect(latencyBucket(0)).toBe(0);
+    expect(latencyBucket(0.005)).toBe(0);
+    expect(latencyBucket(0.0051)).toBe(1);
+    expect(latencyBucket(0.051)).toBe(4);
+    expect(latencyBucket(10)).toBe(10);
+    expect(latencyBucket(10.001)).toBe(11);
+  });
+
+  it("escapes strings into valid JSON, and renders the histograms cumulatively for Prometheus", () => {
+    const h = (counts: number[], sum: number): Histogram => ({
+      counts: [...counts, ...Array<number>(12 - counts.length).fill(0)],
+      sum,
+      count: counts.reduce((a, b) => a + b, 0),
+    });
     const status: Status = {
       routes: {
-        stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5 },
-        canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0 },
-        beta: { requests: 3, responses_5xx: 0, upstream_seconds: 0.25 },
+        stable: { requests: 1, responses_5xx: 0, upstream_seconds: 0.5, latency: h([0, 0, 0, 0, 0, 0, 1], 0.5) },
+        canary: { requests: 2, responses_5xx: 1, upstream_seconds: 0, latency: h([2], 0.003) },
+        beta: { requests: 3, responses_5xx: 0, upstream_seconds: 0.25, latency: h([1, 1, 0, 0, 0, 1], 0.25) },
       },
       route_names: ["stable", "canary", "beta"],
+      latency_le: LATENCY_LE,
       rules: { override: 0, user: 0, ip: 2, range: 0, weight: 0, none: 1 },
       store: { hits: 1, misses: 2, fallbacks: 0 },
       store_errors: { lookup: 3, refresh: 1 },
@@ -36,6 +60,7 @@ describe("status rendering (the same code, as JavaScript)", () => {
         canary: { weight: 12.5, location: "@client_test", upstream: "client_test" },
         beta: { weight: 5, location: "@beta", upstream: "beta" },
       },
+      stable_target: { location: "@client", upstream: "client" },
       document: {
         revision: 1764480000123,
         age_s: 9,
@@ -79,6 +104,27 @@ describe("status rendering (the same code, as JavaScript)", () => {
     );
     expect(prometheus).toContain("gray_rules_revision 1764480000123\n");
     expect(prometheus).toContain("gray_rules_problem 1\n");
+    expect(prometheus).toContain("# TYPE gray_upstream_response_seconds histogram\n");
+    const beta = prometheus
+      .split("\n")
+      .filter((l) => l.startsWith('gray_upstream_response_seconds_bucket{route="beta"'));
+    expect(beta.map((l) => l.replace(/^.*le="([^"]+)"\} /, "$1 "))).toEqual([
+      "0.005 1",
+      "0.01 2",
+      "0.025 2",
+      "0.05 2",
+      "0.1 2",
+      "0.25 3",
+      "0.5 3",
+      "1 3",
+      "2.5 3",
+      "5 3",
+      "10 3",
+      "+Inf 3",
+    ]);
+    expect(prometheus).toContain(
+      'gray_upstream_response_seconds_sum{route="beta"} 0.25\ngray_upstream_response_seconds_count{route="beta"} 3\n',
+    );
   });
 });
 
@@ -102,6 +148,14 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       expect(s.routes.canary!.upstream_seconds).toBeGreaterThanOrEqual(3 * SLOW_BACKEND_S - 0.003);
       expect(s.routes.canary!.upstream_seconds).toBeLessThan(3 * SLOW_BACKEND_S + 0.5);
       expect(s.routes.stable!.upstream_seconds).toBeLessThan(0.5);
+      // The histogram: the slow answers in (0.025, 0.1] (nginx gives milliseconds: 0.050 is le 0.05), the others in the first buckets.
+      expect(s.latency_le).toEqual(LATENCY_LE);
+      expect(s.routes.canary!.latency.count).toBe(4);
+      expect(s.routes.canary!.latency.counts[3]! + s.routes.canary!.latency.counts[4]!).toBe(3);
+      expect(s.routes.canary!.latency.counts.slice(0, 3).reduce((a, b) => a + b)).toBe(1);
+      expect(s.routes.canary!.latency.sum).toBeCloseTo(s.routes.canary!.upstream_seconds, 6);
+      expect(s.routes.stable!.latency.count).toBe(5);
+      expect(s.routes.stable!.latency.counts.slice(0, 3).reduce((a, b) => a + b)).toBe(5);
       expect(s.rules.ip).toBe(4);
       expect(s.rules.none).toBe(5);
       expect(s.store.misses).toBeGreaterThanOrEqual(2);
@@ -127,6 +181,16 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       expect(reply.body).toMatch(new RegExp(`^gray_store_lookups_total\\{result="hits"\\} ${s.store.hits}$`, "m"));
       expect(s.routes.stable!.requests).toBeGreaterThan(0);
       expect(reply.body).toMatch(/^# TYPE gray_weight_percent gauge$/m);
+      const c = s.routes.canary!.latency;
+      expect(reply.body).toMatch(
+        new RegExp(`^gray_upstream_response_seconds_bucket\\{route="canary",le="\\+Inf"\\} ${c.count}$`, "m"),
+      );
+      expect(reply.body).toMatch(
+        new RegExp(`^gray_upstream_response_seconds_bucket\\{route="canary",le="0\\.1"\\} ${c.count}$`, "m"),
+      );
+      expect(reply.body).toMatch(
+        new RegExp(`^gray_upstream_response_seconds_count\\{route="canary"\\} ${c.count}$`, "m"),
+      );
     });
 
     it("names the rule in <debug_header>-Rule", async () => {

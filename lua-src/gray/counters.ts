@@ -6,6 +6,7 @@
 import type { Rule } from "./rules.ts";
 import { RULES } from "./rules.ts";
 import {
+  LATENCY_LE,
   ROUTE_FIELDS,
   type RouteCounts,
   STORE_ERROR_FIELDS,
@@ -29,7 +30,20 @@ function slot(group: string, field: string): number {
   return names.length - 1;
 }
 
-export type RouteSlots = Record<keyof RouteCounts, number>;
+export interface RouteSlots {
+  requests: number;
+  responses_5xx: number;
+  upstream_seconds: number;
+  /** One slot per latency bucket (LATENCY_LE, then +Inf), and the sum of the times observed. */
+  latency: number[];
+  latency_sum: number;
+}
+
+function latencySlots(group: string): number[] {
+  const slots: number[] = [];
+  for (let i = 0; i <= LATENCY_LE.length; i++) slots.push(slot(group, `latency ${i}`));
+  return slots;
+}
 
 /** Route counters by route name ("stable" and each canary), made by useRoutes(). */
 let routeSlots: Record<string, RouteSlots> = {};
@@ -45,6 +59,8 @@ export function useRoutes(routes: string[]): void {
       requests: slot(`route ${route}`, "requests"),
       responses_5xx: slot(`route ${route}`, "responses_5xx"),
       upstream_seconds: slot(`route ${route}`, "upstream_seconds"),
+      latency: latencySlots(`route ${route}`),
+      latency_sum: slot(`route ${route}`, "latency_sum"),
     };
   }
 }
@@ -94,6 +110,21 @@ export function count(counter: number, n: number): void {
   }
 }
 
+const LAST_BOUND = LATENCY_LE.length;
+
+/**
+ * A response time into its route's histogram: a few comparisons (most answers fall in the first
+ * buckets) and two array updates, flushed with the other counters.
+ */
+export function observe(slots: RouteSlots, seconds: number): void {
+  if (dict === undefined) return;
+  let i = 0;
+  while (i < LAST_BOUND && seconds > LATENCY_LE[i]!) i++;
+  const bucket = slots.latency[i]!;
+  pending[bucket] = pending[bucket]! + 1;
+  pending[slots.latency_sum] = pending[slots.latency_sum]! + seconds;
+}
+
 function read(counter: number): number {
   if (dict === undefined) return 0;
   const [value] = dict.get(names[counter]!);
@@ -104,6 +135,7 @@ function read(counter: number): number {
 export function totals(): {
   routes: Record<string, RouteCounts>;
   route_names: string[];
+  latency_le: number[];
   rules: Record<Rule, number>;
   store: StoreCounts;
   store_errors: StoreErrorCounts;
@@ -112,8 +144,16 @@ export function totals(): {
   flush();
   const routes: Record<string, RouteCounts> = {};
   for (const route of routeNames) {
+    const slots = routeSlots[route]!;
     const counts = {} as RouteCounts;
-    for (const field of ROUTE_FIELDS) counts[field] = read(routeSlots[route]![field]);
+    for (const field of ROUTE_FIELDS) counts[field] = read(slots[field]);
+    const latency = { counts: [] as number[], sum: read(slots.latency_sum), count: 0 };
+    for (const s of slots.latency) {
+      const n = read(s);
+      latency.counts.push(n);
+      latency.count += n;
+    }
+    counts.latency = latency;
     routes[route] = counts;
   }
   const rules = {} as Record<Rule, number>;
@@ -125,6 +165,7 @@ export function totals(): {
   return {
     routes,
     route_names: routeNames,
+    latency_le: LATENCY_LE,
     rules,
     store,
     store_errors: storeErrors,

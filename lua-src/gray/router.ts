@@ -16,8 +16,8 @@
 import { cast, typeof as ctypeOf } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
-import { RULE_COUNTER, count, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
-import { DEFAULT_CANARY, STABLE } from "./document.ts";
+import { RULE_COUNTER, count, observe, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
+import { DEFAULT_CANARY, type RulesView, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
 import {
@@ -29,7 +29,7 @@ import {
   parseOptions,
 } from "./options.ts";
 import { decide } from "./rules.ts";
-import { currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
+import { type RouteTarget, currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
 import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
 /** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
@@ -221,6 +221,26 @@ function loggedRoute(): string | undefined {
   return route;
 }
 
+/**
+ * The targets of the revision whose view decides: a request that waits on memcached (a per-IP
+ * seed key) while a new revision is swapped in must still be sent where its own revision says,
+ * or a promote (targets swapped, weight to 0) would send it to the old version for a moment.
+ * snapshot.ts swaps the view and the targets together, so a new view object means new targets.
+ */
+let targetsView: RulesView | undefined;
+let targetsNow: Record<string, RouteTarget> = {};
+
+function targetsOfView(): Record<string, RouteTarget> {
+  const view = currentView();
+  if (view !== targetsView) {
+    targetsView = view;
+    targetsNow = {};
+    targetsNow[STABLE] = targetOf(STABLE);
+    for (const name in options.canaries) targetsNow[name] = targetOf(name);
+  }
+  return targetsNow;
+}
+
 /** Decides the request's route ("stable" or a canary's name), counts the rule and sets the debug headers. */
 function decideRequest(): string {
   const remoteAddr = ngx_var.remote_addr!;
@@ -248,9 +268,11 @@ function decideRequest(): string {
 
 /** The access handler of the ngx.exec pattern: decides, then ends the phase with an internal redirect to the route's location. */
 export function route(): void {
+  // Taken before deciding: decide() reads the same view without yielding first.
+  const targets = targetsOfView();
   const route = decideRequest();
   remember(route);
-  ngx_exec(targetOf(route).location);
+  ngx_exec((targets[route] ?? targets[STABLE]!).location);
 }
 
 function writeUpstreamVar(this: void, name: string): void {
@@ -262,7 +284,9 @@ function writeUpstreamVar(this: void, name: string): void {
  * $gray_upstream, for `proxy_pass http://$gray_upstream` in the same location (no internal redirect).
  */
 export function route_upstream(): void {
-  const name = targetOf(decideRequest()).upstream;
+  const targets = targetsOfView();
+  const route = decideRequest();
+  const name = (targets[route] ?? targets[STABLE]!).upstream;
   if (upstreamVar === UpstreamVar.Declared) {
     // log() reads the route back from the variable: nothing to remember per request.
     ngx_var.gray_upstream = name;
@@ -281,7 +305,7 @@ export function route_upstream(): void {
   }
 }
 
-/** The log handler: counts the request under its route (requests, 5xx, upstream time). */
+/** The log handler: counts the request under its route (requests, 5xx, upstream time, the latency histogram). */
 export function log(): void {
   logSeen = true;
   const route = loggedRoute();
@@ -291,8 +315,15 @@ export function log(): void {
   count(counters.requests, 1);
   if (ngx.status >= 500) count(counters.responses_5xx, 1);
   const times = ngx_var.upstream_response_time;
-  // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
-  if (times !== undefined) count(counters.upstream_seconds, tonumber(times) ?? sumTimes(times));
+  if (times !== undefined) {
+    // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
+    const seconds = tonumber(times) ?? sumTimes(times);
+    count(counters.upstream_seconds, seconds);
+    observe(counters, seconds);
+  } else {
+    // No upstream (answered by nginx itself, or the connect never happened): the request's own time.
+    observe(counters, tonumber(ngx_var.request_time) ?? 0);
+  }
 }
 
 /** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
@@ -321,6 +352,7 @@ export function status(): void {
     weight: canaries[DEFAULT_CANARY]!.weight,
     ranges: view.rangeCount,
     canaries,
+    stable_target: { location: targetOf(STABLE).location, upstream: targetOf(STABLE).upstream },
     document: documentStatus(),
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,

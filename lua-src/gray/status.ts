@@ -10,6 +10,29 @@ export interface RouteCounts {
   responses_5xx: number;
   /** Sum of $upstream_response_time over the route's requests. */
   upstream_seconds: number;
+  /** The route's response times: $upstream_response_time, or $request_time where no upstream answered. */
+  latency: Histogram;
+}
+
+/**
+ * Response times in fixed buckets (Prometheus's defaults, LATENCY_LE): counts[i] is the number of
+ * requests that took more than LATENCY_LE[i - 1] and at most LATENCY_LE[i] seconds (not cumulative),
+ * the last entry those over the last bound (+Inf). sum in seconds; count is the total of counts.
+ */
+export interface Histogram {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Upper bounds of the latency buckets in seconds, as Prometheus client libraries default them; +Inf follows. */
+export const LATENCY_LE = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The bucket a time falls in: the first whose bound it does not exceed, LATENCY_LE.length for +Inf. */
+export function latencyBucket(seconds: number): number {
+  let i = 0;
+  while (i < LATENCY_LE.length && seconds > LATENCY_LE[i]!) i++;
+  return i;
 }
 
 /** Per-client flag lookups, each counted once by how it was answered: the three add up to all lookups. */
@@ -72,6 +95,8 @@ export interface CanaryStatus {
 
 export interface Status {
   routes: Record<string, RouteCounts>;
+  /** The latency buckets' upper bounds (LATENCY_LE); routers before 0.3 have none. */
+  latency_le: number[];
   /** "stable", then the canaries, in the order routes are listed. */
   route_names: string[];
   rules: Record<Rule, number>;
@@ -83,6 +108,8 @@ export interface Status {
   weight: number;
   ranges: number;
   canaries: Record<string, CanaryStatus>;
+  /** Where stable's requests go now: the options' names, or the document's after a promote. */
+  stable_target: { location: string; upstream: string };
   document: DocumentStatus;
   /** The lua_shared_dict in use, or false when running uncached. */
   cache_dict: string | false;
@@ -92,7 +119,12 @@ export interface Status {
 
 export const STORE_FIELDS: (keyof StoreCounts)[] = ["hits", "misses", "fallbacks"];
 export const STORE_ERROR_FIELDS: (keyof StoreErrorCounts)[] = ["lookup", "refresh"];
-export const ROUTE_FIELDS: (keyof RouteCounts)[] = ["requests", "responses_5xx", "upstream_seconds"];
+/** The route counters that are plain numbers (latency is a histogram). */
+export const ROUTE_FIELDS: ("requests" | "responses_5xx" | "upstream_seconds")[] = [
+  "requests",
+  "responses_5xx",
+  "upstream_seconds",
+];
 
 /** Sum of the times in $upstream_response_time ("0.004", "0.001, 0.003", "0.002 : 0.001", "-"). */
 export function sumTimes(text: string): number {
@@ -131,6 +163,20 @@ function jsonObject(fields: string[][]): string {
 
 function jsonCounts<T>(counts: T, names: (keyof T)[]): string {
   return jsonObject(names.map((n) => [n as string, String(counts[n])]));
+}
+
+function jsonHistogram(h: Histogram): string {
+  return jsonObject([
+    ["counts", `[${h.counts.join(",")}]`],
+    ["sum", `${h.sum}`],
+    ["count", `${h.count}`],
+  ]);
+}
+
+function jsonRoute(r: RouteCounts): string {
+  const fields = ROUTE_FIELDS.map((n) => [n as string, String(r[n])]);
+  fields.push(["latency", jsonHistogram(r.latency)]);
+  return jsonObject(fields);
 }
 
 function jsonOptional(value: string | number | undefined): string {
@@ -198,7 +244,8 @@ function jsonConfig(c: RuleConfig): string {
 export function statusJson(s: Status): string {
   return (
     jsonObject([
-      ["routes", jsonObject(s.route_names.map((r) => [r, jsonCounts(s.routes[r]!, ROUTE_FIELDS)]))],
+      ["routes", jsonObject(s.route_names.map((r) => [r, jsonRoute(s.routes[r]!)]))],
+      ["latency_le", `[${s.latency_le.join(",")}]`],
       ["route_names", `[${s.route_names.map((r) => jsonString(r)).join(",")}]`],
       ["rules", jsonCounts(s.rules, RULES)],
       ["store", jsonCounts(s.store, STORE_FIELDS)],
@@ -207,6 +254,13 @@ export function statusJson(s: Status): string {
       ["weight", `${s.weight}`],
       ["ranges", `${s.ranges}`],
       ["canaries", jsonCanaries(s)],
+      [
+        "stable_target",
+        jsonObject([
+          ["location", jsonString(s.stable_target.location)],
+          ["upstream", jsonString(s.stable_target.upstream)],
+        ]),
+      ],
       ["document", jsonDocument(s.document)],
       ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
       ["memcached", jsonString(s.memcached)],
@@ -222,7 +276,8 @@ function metric(lines: string[], name: string, type: string, help: string, sampl
 
 export function statusPrometheus(s: Status): string {
   const lines: string[] = [];
-  const byRoute = (field: keyof RouteCounts) => s.route_names.map((r) => [`{route="${r}"}`, `${s.routes[r]![field]}`]);
+  const byRoute = (field: (typeof ROUTE_FIELDS)[number]) =>
+    s.route_names.map((r) => [`{route="${r}"}`, `${s.routes[r]![field]}`]);
   metric(lines, "gray_requests_total", "counter", "Requests answered, by route.", byRoute("requests"));
   metric(
     lines,
@@ -238,6 +293,21 @@ export function statusPrometheus(s: Status): string {
     "Sum of upstream response times, by route.",
     byRoute("upstream_seconds"),
   );
+  lines.push(
+    "# HELP gray_upstream_response_seconds Response times by route: $upstream_response_time, or $request_time where no upstream answered.",
+    "# TYPE gray_upstream_response_seconds histogram",
+  );
+  for (const route of s.route_names) {
+    const h = s.routes[route]!.latency;
+    let cumulative = 0;
+    for (let i = 0; i <= s.latency_le.length; i++) {
+      cumulative += h.counts[i] ?? 0;
+      const le = i < s.latency_le.length ? `${s.latency_le[i]}` : "+Inf";
+      lines.push(`gray_upstream_response_seconds_bucket{route="${route}",le="${le}"} ${cumulative}`);
+    }
+    lines.push(`gray_upstream_response_seconds_sum{route="${route}"} ${h.sum}`);
+    lines.push(`gray_upstream_response_seconds_count{route="${route}"} ${h.count}`);
+  }
   metric(
     lines,
     "gray_decisions_total",

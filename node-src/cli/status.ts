@@ -2,6 +2,7 @@
 import { request } from "undici";
 import { RULES } from "../../lua-src/gray/rules.ts";
 import type { Status } from "../../lua-src/gray/status.ts";
+import { quantile } from "./latency.ts";
 
 export const DEFAULT_STATUS_URL = "http://127.0.0.1/gray/status";
 
@@ -38,11 +39,13 @@ function table(rows: string[][]): string[] {
 const percent = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 * part) / whole).toFixed(2)} %`);
 
 export function renderStatus(s: Status): string {
-  const routeRows = [["route", "requests", "5xx", "5xx rate", "avg upstream"]];
+  const routeRows = [["route", "requests", "5xx", "5xx rate", "avg upstream", "p99"]];
   for (const route of s.route_names) {
     const r = s.routes[route]!;
     const avg = r.requests === 0 ? "-" : `${((1000 * r.upstream_seconds) / r.requests).toFixed(1)} ms`;
-    routeRows.push([route, `${r.requests}`, `${r.responses_5xx}`, percent(r.responses_5xx, r.requests), avg]);
+    const p99 = quantile(r.latency, 0.99, s.latency_le);
+    const p99Text = p99 === undefined ? "-" : `${(1000 * p99).toFixed(1)} ms`;
+    routeRows.push([route, `${r.requests}`, `${r.responses_5xx}`, percent(r.responses_5xx, r.requests), avg, p99Text]);
   }
   const decided = RULES.reduce((n, rule) => n + s.rules[rule], 0);
   const ruleRows = [

@@ -11,6 +11,7 @@ import { history } from "./history.ts";
 import { list } from "./list.ts";
 import { migrate } from "./migrate.ts";
 import { paths } from "./paths.ts";
+import { promote } from "./promote.ts";
 import { release } from "./release.ts";
 import { reload } from "./reload.ts";
 import { removeUser } from "./remove-user.ts";
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   explain,
   status,
   release,
+  promote,
   upgrade,
   check,
   reload,
