@@ -30,13 +30,15 @@ import {
   signedText,
 } from "./document.ts";
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
-import type { RouterOptions } from "./options.ts";
+import type { MemcachedOptions, RouterOptions } from "./options.ts";
 import type { DocumentStatus } from "./status.ts";
 import { fetchMany, replaceStale, storeBack, touchKeys } from "./store.ts";
 
 const ngx_now = ngx.now;
 const ngx_time = ngx.time;
 const ngx_log = ngx.log;
+
+const BACKGROUND_TIMEOUT_MS = 1000;
 
 /** Lines parsed between two yields: about 1.5 ms of work, measured with 100,000-entry documents. */
 const LINES_PER_SLICE = 1000;
@@ -79,6 +81,14 @@ interface Loaded {
 
 let options!: RouterOptions;
 let connect!: MemcachedConnectOptions;
+/**
+ * The store as the rules' loads talk to it: the configured timeout for a worker's first load, which
+ * requests wait on; at least BACKGROUND_TIMEOUT_MS for the timer's, which nobody waits on, so a
+ * store slowed by load is not taken for a failing one.
+ */
+let store!: MemcachedOptions;
+let firstLoadStore!: MemcachedOptions;
+let backgroundStore!: MemcachedOptions;
 let dict: SharedDict | undefined;
 /** The pointer's copies' keys. */
 let pointerNames: string[] = [];
@@ -93,6 +103,8 @@ let checkedAt: number | undefined;
 let started = false;
 /** A load runs in this worker (its first, or the timer's). */
 let loading = false;
+/** The worker's first load runs (a request's): the worker's other requests wait for it, bounded. */
+let firstLoading = false;
 let nextTouchAt = 0;
 let nextWarnAt = 0;
 let lastWarnedKind: ProblemKind | undefined;
@@ -145,8 +157,15 @@ function buildTargets(doc: RulesDocument | undefined): void {
 
 export function installRules(parsed: RouterOptions, zone: SharedDict | undefined): void {
   options = parsed;
-  // Its own pool name, never filled: each check connects afresh (see store.ts's session()).
-  connect = { pool: `gray-rules ${parsed.memcached.host}:${parsed.memcached.port}` };
+  // Its own pool of one: the checks reuse one connection, so the store sees no new connection
+  // (and the host no TIME_WAIT socket) per check, and never take one of the request path's.
+  connect = { pool: `gray-rules ${parsed.memcached.host}:${parsed.memcached.port}`, pool_size: 1 };
+  firstLoadStore = parsed.memcached;
+  backgroundStore = {
+    ...parsed.memcached,
+    timeout_ms: Math.max(parsed.memcached.timeout_ms, BACKGROUND_TIMEOUT_MS),
+  };
+  store = firstLoadStore;
   dict = zone;
   pointerNames = copyKeys(pointerKey(parsed.key_prefix));
   loaded = undefined;
@@ -155,6 +174,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   checkedAt = undefined;
   started = false;
   loading = false;
+  firstLoading = false;
   unroutableWarned = {};
   routable = [];
   for (const name in parsed.canaries) routable.push(name);
@@ -259,7 +279,7 @@ function fetchChunks(p: Pointer): LuaMultiReturn<[(string | undefined)[] | undef
     for (let i = 0; i < keys.length; i++) if (chunks[i] === undefined) wanted.push(i);
     if (wanted.length === 0) break;
     const [values, failure] = fetchMany(
-      options.memcached,
+      store,
       connect,
       wanted.map((i) => keys[i]![copy]!),
     );
@@ -353,7 +373,7 @@ function writeBack(why: string, chunkKeys: string[], pointerKeys: string[], lock
   });
   const sets: [string, string][] = chunkKeys.map((key) => [key, byKey[key]!]);
   const adds: [string, string][] = pointerKeys.map((key) => [key, loaded!.pointerText]);
-  const [, failure] = storeBack(options.memcached, connect, sets, adds);
+  const [, failure] = storeBack(store, connect, sets, adds);
   if (failure !== undefined) problem("write-back", `writing revision ${p.revision} back (${why}) failed: ${failure}`);
   else ngx_log(ngx.NOTICE, `gray.router: wrote revision ${p.revision} back to memcached (${why})`);
 }
@@ -374,7 +394,7 @@ function writeBackOver(stale: string, texts: (string | undefined)[]): void {
     pointerNames.filter((_, i) => texts[i] === undefined),
     false,
   );
-  const [, failure] = replaceStale(options.memcached, connect, pointerNames, stale, loaded.pointerText);
+  const [, failure] = replaceStale(store, connect, pointerNames, stale, loaded.pointerText);
   if (failure !== undefined)
     problem("write-back", `writing revision ${loaded.pointer.revision} back failed: ${failure}`);
 }
@@ -386,7 +406,7 @@ function touchChunks(now: number): void {
   const p = loaded.pointer;
   const keys: string[] = [];
   for (const copies of chunkCopyKeys(p)) for (const key of copies) keys.push(key);
-  const [gone, failure] = touchKeys(options.memcached, connect, keys);
+  const [gone, failure] = touchKeys(store, connect, keys);
   if (gone === undefined) return storeProblem(`memcached: ${failure}`);
   if (gone.length === 0) return;
   problem(
@@ -399,7 +419,7 @@ function touchChunks(now: number): void {
 /** One check of the pointer's copies, and a load when the newest names a newer revision. */
 function refresh(): void {
   const now = ngx_now();
-  const [values, failure] = fetchMany(options.memcached, connect, pointerNames);
+  const [values, failure] = fetchMany(store, connect, pointerNames);
   if (values === undefined)
     return storeProblem(`memcached ${options.memcached.host}:${options.memcached.port}: ${failure}; ${keeping()}`);
   checkedAt = ngx_time();
@@ -465,29 +485,33 @@ function guardedRefresh(this: void): void {
 }
 
 function onTimer(this: void, premature: boolean): void {
-  if (!premature) guardedRefresh();
+  if (premature) return;
+  store = backgroundStore;
+  guardedRefresh();
 }
 
 /** A worker's first request: the dict's copy, else memcached, while this worker's other requests wait (bounded). */
 function begin(): void {
   started = true;
   ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
+  firstLoading = true;
   loading = true;
   const [ok, fromCopy] = pcall(loadCopy);
   loading = false;
   if (!ok || !fromCopy) guardedRefresh();
+  firstLoading = false;
 }
 
 /** How long a request waits for its worker's first load: a pointer and a chunk round trip, and the parse. */
 function waitForFirstLoad(): void {
   const until = ngx_now() + (2 * options.memcached.timeout_ms) / 1000 + 0.5;
-  while (loading && loaded === undefined && ngx_now() < until) ngx.sleep(0.002);
+  while (firstLoading && loaded === undefined && ngx_now() < until) ngx.sleep(0.002);
 }
 
 /** The rules in force, for decide(). */
 export function currentView(): RulesView {
   if (!started) begin();
-  else if (loading && loaded === undefined) waitForFirstLoad();
+  else if (firstLoading && loaded === undefined) waitForFirstLoad();
   const expiry = view.nextExpiry;
   if (expiry !== 0 && ngx_time() >= expiry) view = viewOf(loaded?.doc);
   return view;

@@ -55,9 +55,8 @@ function authenticate(client: MemcachedClient, credentials: Credentials): string
 
 /**
  * Connects (or takes a pooled connection), runs the work, and pools the connection only when it
- * succeeded. Connect options without a pool_size mean a fresh connection, closed afterwards:
- * for the rules timer, which asks rarely; a pooled connection the store closed meanwhile would
- * be found reset on reuse, and nginx logs that at error level whatever lua_socket_log_errors says.
+ * succeeded (into the pool the connect options name, of pool_size connections; without a
+ * pool_size the connection is closed afterwards).
  */
 function session<A extends unknown[], T>(
   options: MemcachedOptions,
@@ -84,7 +83,7 @@ function session<A extends unknown[], T>(
     return $multi(undefined, ran ? failure : `${result}`);
   }
   if (connect.pool_size === undefined) client.close();
-  else client.set_keepalive(options.keepalive_ms, options.pool_size);
+  else client.set_keepalive(options.keepalive_ms, connect.pool_size);
   return $multi(result, undefined);
 }
 
