@@ -15,7 +15,7 @@ import { LUA_DIR } from "../harness/paths.ts";
 import { RouterStack, backend } from "../harness/stack.ts";
 import { isAlive, readPid } from "../node-src/nginx-master.ts";
 import { renderMain } from "../node-src/nginx-conf.ts";
-import { routeOf, sharedMemcached, testRuntime } from "./support.ts";
+import { sharedMemcached, testRuntime, untilRoute } from "./support.ts";
 
 describe("gray reload", () => {
   let router: RouterStack;
@@ -50,9 +50,19 @@ describe("gray reload", () => {
     expect(r.stderr).toContain("not reloaded, the old configuration keeps serving");
     expect(r.stderr).toContain("gray.router: option memcached.port must be an integer in 1..65535");
     // The running configuration is the one the good reload installed.
-    await gray(["add", "127.0.7.1", "--prefix", "new:", "--memcached", sharedMemcached().address]);
+    const added = await gray([
+      "add",
+      "127.0.7.1",
+      "--prefix",
+      "new:",
+      "--init",
+      "--memcached",
+      sharedMemcached().address,
+    ]);
+    expect(added.code, added.stderr).toBe(0);
     await closeAgents();
-    expect(await routeOf(router.url, { from: "127.0.7.1" })).toBe("canary");
+    // Routed by the prefix of the running configuration, once its workers load the new revision.
+    await untilRoute(router.url, "127.0.7.1", "canary", 3000);
   });
 
   it("exits 1 with nginx -t's words on a syntax error, and signals nothing", async () => {
