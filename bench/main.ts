@@ -1,12 +1,13 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,histogram] [--requests N] [--help]
+ *                  [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
  * memory: a worker's RSS over N requests. rules: a large rules document loading under load (time,
  * slowest request, memory). profile: where a worker's time goes, sampled with perf
  * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed.
+ * fleet: the store load of 2 routers × 2 workers behind nutcracker, idle and under load.
  * Prints tables, writes the same as JSON under bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
@@ -30,6 +31,7 @@ import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
+import { fleetStoreLoad } from "./fleet.ts";
 import { documentLoads, storeLoad } from "./rules.ts";
 import { RULES_LOADED_MS, VARIANTS, type Variant, writeVariantRules } from "./variants.ts";
 
@@ -39,14 +41,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,fleet" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,histogram] [--requests N]
+                 [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
@@ -55,7 +57,8 @@ parts (default: all of them, in this order):
   memory   a worker's RSS over --requests requests
   profile  where a worker's time goes, sampled with perf (when linux-perf is installed)
   helpers  the TypeScriptToLua helpers on the request path, timed
-  histogram  the log line's counting with and without the latency histogram, timed`);
+  histogram  the log line's counting with and without the latency histogram, timed
+  fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
   process.exit(0);
 }
 const LOAD: RoundPlan = {
@@ -285,6 +288,25 @@ async function main(): Promise<number> {
       console.log(
         `\nThe log line's counting (ns per request, nginx's LuaJIT): ${fmt(h.without)} without the latency histogram, ${fmt(h.with)} with it`,
       );
+    }
+    if (PARTS.has("fleet")) {
+      const f = await fleetStoreLoad(runtime, LOAD.seconds * 2);
+      result.fleet = f;
+      console.log(
+        `\nFleet: the store's load, ${f.routers} routers × ${f.workers} workers, ip_keys = false, cache_ttl_ms ${f.cacheTtlMs} (expected ${f.expectedGetsPerS} gets/s)\n`,
+      );
+      console.log(
+        table(
+          ["phase", "requests/s", "memcached cmd_get/s (all nodes)", "cmd_touch/s"],
+          f.rows.map((r) => [r.phase, fmt(r.rps, 0), fmt(r.getsPerS, 1), fmt(r.touchesPerS, 1)]),
+        ),
+      );
+      const spread = Math.max(...f.rows.map((r) => r.getsPerS)) - Math.min(...f.rows.map((r) => r.getsPerS));
+      targets.push({
+        name: "fleet: store gets/s the same idle and under load (within 10 % of the expected)",
+        value: spread,
+        met: spread <= f.expectedGetsPerS * 0.1,
+      });
     }
     console.log("");
     for (const t of targets) {

@@ -46,10 +46,13 @@ function images(): Record<Program, string> {
   };
 }
 
-/** Ready when 127.0.0.1:port accepts connections; fails fast, with the container's output, if it exits first. */
+/** Ready when host:port (127.0.0.1 unless given) accepts connections; fails fast, with the container's output, if it exits first. */
 class LoopbackPortWait implements WaitStrategy {
   private timeoutMs = 30000;
-  constructor(private readonly port: number) {}
+  constructor(
+    private readonly port: number,
+    private readonly host?: string,
+  ) {}
 
   async waitUntilReady(container: Dockerode.Container): Promise<void> {
     let exited: string | undefined;
@@ -64,7 +67,7 @@ class LoopbackPortWait implements WaitStrategy {
         .catch(() => undefined);
     }, 100);
     try {
-      await waitForPort(this.port, () => exited, this.timeoutMs);
+      await waitForPort(this.port, () => exited, this.timeoutMs, this.host);
     } finally {
       clearInterval(watch);
     }
@@ -143,7 +146,7 @@ export class ContainerRuntime implements Runtime {
       .withNetworkMode("host")
       .withBindMounts(options.paths.map((p) => ({ source: p, target: p, mode: "rw" as const })))
       .withCommand(followed ? followPidFile(options.pidFile!, [bin, ...args]) : [bin, ...args])
-      .withWaitStrategy(new LoopbackPortWait(options.port))
+      .withWaitStrategy(new LoopbackPortWait(options.port, options.host))
       .start();
     return new ContainerProcess(container, bin);
   }

@@ -33,6 +33,8 @@ export interface LoadOptions {
 export type ErrorKind = "reset" | "refused" | "timeout" | "other";
 
 export interface LoadRecord {
+  /** The client's source address. */
+  from: string;
   /** ms since the load started, when the request was first sent. */
   at: number;
   /** The final status, 0 when no answer came. */
@@ -123,7 +125,7 @@ class LoadClient {
 
   constructor(
     origin: string,
-    from: string,
+    private readonly from: string,
     private readonly options: LoadOptions,
   ) {
     const timeout = options.timeoutMs ?? 5000;
@@ -156,7 +158,7 @@ class LoadClient {
       const reused = this.servedOnConnection > 0;
       try {
         const { status, route } = await this.once(path);
-        return { at, status, route, ms: performance.now() - started, retried };
+        return { from: this.from, at, status, route, ms: performance.now() - started, retried };
       } catch (err) {
         const error = kindOf(err);
         if (error === "reset") onReset();
@@ -164,7 +166,7 @@ class LoadClient {
           retried = true;
           continue;
         }
-        return { at, status: 0, route: "", ms: performance.now() - started, error, retried };
+        return { from: this.from, at, status: 0, route: "", ms: performance.now() - started, error, retried };
       }
     }
   }

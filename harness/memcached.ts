@@ -1,4 +1,5 @@
 /** A memcached server on 127.0.0.1 that tests can stop, start again, and pause. */
+import { connect } from "node:net";
 import { dirname } from "node:path";
 import { freePort } from "./net.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
@@ -59,6 +60,35 @@ export class MemcachedServer {
   async kill(): Promise<void> {
     await this.process?.signal("SIGKILL");
     await this.stop();
+  }
+
+  /** One text-protocol command on a connection of its own; resolves with the reply once it ends with `end`. */
+  private ask(command: string, end: RegExp): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: this.host, port: this.port }, () => socket.write(`${command}\r\n`));
+      let text = "";
+      socket.on("data", (d) => {
+        text += String(d);
+        if (!end.test(text)) return;
+        socket.destroy();
+        resolve(text);
+      });
+      socket.on("error", reject);
+    });
+  }
+
+  /** Its `stats` (cmd_get, curr_items, ...), as text values. */
+  async stats(): Promise<Record<string, string>> {
+    const text = await this.ask("stats", /END\r\n$/);
+    const out: Record<string, string> = {};
+    for (const m of text.matchAll(/^STAT (\S+) (\S+)\r$/gm)) out[m[1]!] = m[2]!;
+    return out;
+  }
+
+  /** flush_all, sent to this node itself (nutcracker does not forward it). */
+  async flush(): Promise<void> {
+    const reply = await this.ask("flush_all", /\r\n$/);
+    if (reply !== "OK\r\n") throw new Error(`flush_all on ${this.address}: ${reply.trim()}`);
   }
 
   /** SIGSTOP: connections are still accepted by the kernel, but nothing answers. */

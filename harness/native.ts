@@ -114,7 +114,7 @@ export class NativeRuntime implements Runtime {
     // nginx: QUIT is the graceful stop; memcached and nutcracker stop on TERM.
     const proc = new NativeProcess(bin, child, program === "nginx" ? "SIGQUIT" : "SIGTERM");
     try {
-      await waitForPort(options.port, () => proc.exitReason());
+      await waitForPort(options.port, () => proc.exitReason(), undefined, options.host);
     } catch (err) {
       await proc.stop();
       throw err;

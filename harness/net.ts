@@ -43,13 +43,18 @@ export function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
  * Resolves once something accepts connections on the port; rejects with gaveUp()'s message as
  * soon as it returns one (the process died), or after the timeout.
  */
-export async function waitForPort(port: number, gaveUp: () => string | undefined, timeoutMs = 15000): Promise<void> {
+export async function waitForPort(
+  port: number,
+  gaveUp: () => string | undefined,
+  timeoutMs = 15000,
+  host = "127.0.0.1",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const failure = gaveUp();
     if (failure !== undefined) throw new Error(failure);
-    if (await canConnect(port)) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (await canConnect(port, host)) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await sleep(25);
   }
 }

@@ -51,23 +51,24 @@ export class NginxServer {
   private constructor(
     readonly prefix: string,
     readonly port: number,
+    readonly host: string,
   ) {}
 
-  /** A prefix directory holding conf/nginx.conf = conf; nothing runs yet. */
-  static prepare(conf: string, port: number): NginxServer {
+  /** A prefix directory holding conf/nginx.conf = conf, which listens on host:port; nothing runs yet. */
+  static prepare(conf: string, port: number, host = "127.0.0.1"): NginxServer {
     const prefix = mkdtempSync(join(tmpdir(), "gray-nginx-"));
     // Workers run as nobody when the master is root: they must reach the prefix's temp dirs.
     chmodSync(prefix, 0o755);
     mkdirSync(join(prefix, "conf"));
     mkdirSync(join(prefix, "logs"));
     writeFileSync(join(prefix, "logs", "error.log"), "");
-    const server = new NginxServer(prefix, port);
+    const server = new NginxServer(prefix, port, host);
     server.writeConf(conf);
     return server;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get errorLogPath(): string {
@@ -106,6 +107,7 @@ export class NginxServer {
     try {
       this.process = await runtime.spawn("nginx", ["-p", this.prefix, ...START_ARGS], {
         port: this.port,
+        host: this.host,
         paths: [this.prefix, ...readPaths],
         pidFile: this.pidFile,
       });

@@ -9,8 +9,10 @@ import type { Flavour } from "../node-src/nginx-conf.ts";
 export type Program = "nginx" | "memcached" | "nutcracker";
 
 export interface SpawnOptions {
-  /** The process is ready once 127.0.0.1:port accepts connections. */
+  /** The process is ready once host:port accepts connections. */
   port: number;
+  /** A loopback address (default 127.0.0.1), e.g. a fleet's router on 127.0.30.1. */
+  host?: string;
   /** Host directories the program reads or writes (containers mount them at the same path). */
   paths: string[];
   /**

@@ -28,6 +28,8 @@ export interface RouterStackOptions {
   memcached: MemcachedAddress;
   /** configure() options; memcached host and port are filled in unless given. */
   options?: ConfigureTable;
+  /** The loopback address the router listens on (default 127.0.0.1), e.g. 127.0.30.1 for a fleet's first router. */
+  host?: string;
   /** Also listen on [::1] (same port). */
   ipv6?: boolean;
   /** More http-context lines, e.g. a realip oracle server. */
@@ -61,6 +63,7 @@ export interface RouterStackOptions {
 /** Everything about the stack's nginx.conf but the router options: what a reload may change. */
 export type StackExtras = Pick<
   RouterStackOptions,
+  | "host"
   | "ipv6"
   | "httpExtra"
   | "workers"
@@ -127,8 +130,8 @@ export function renderStackConf(
     luaPaths: runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR],
     options: { ...canaryOption, ...options, memcached: { host: memcached.host, port: memcached.port, ...given } },
     canaries: Object.fromEntries(names.map((n) => [n, [`127.0.0.1:${ports.canaries[n]}`]])),
-    listen: [`127.0.0.1:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map((l) =>
-      extra.reuseport ? `${l} reuseport` : l,
+    listen: [`${extra.host ?? "127.0.0.1"}:${ports.router}`, ...(extra.ipv6 ? [`[::1]:${ports.router}`] : [])].map(
+      (l) => (extra.reuseport ? `${l} reuseport` : l),
     ),
     stable: extra.stable ?? [`127.0.0.1:${ports.stable}`],
     canary: extra.canary ?? [`127.0.0.1:${ports.canary}`],
@@ -174,7 +177,7 @@ export class RouterStack {
     };
     for (const name of config.canaries ?? []) ports.canaries[name] = await freePort();
     const conf = renderStackConf(config.runtime, config.memcached, ports, config.options, config);
-    const nginx = NginxServer.prepare(conf, ports.router);
+    const nginx = NginxServer.prepare(conf, ports.router, config.host);
     try {
       await nginx.start(config.runtime, [LUA_DIR, LUA_SHIM_DIR, ...(config.paths ?? [])]);
     } catch (err) {

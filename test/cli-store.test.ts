@@ -314,9 +314,10 @@ describe("a rules document that is not what it claims", () => {
     expect((await gray(["list"], env())).code).toBe(0);
     for (const copy of copyKeys(key)) await ctx.flags.set(copy, text.replace("canary", "canarx"));
     await expectRefused(`chunk ${key} does not match its CRC-32`);
-    // A text whose CRC is right but which is no document (written by something else): refused, not rewritten.
+    // A newer text whose CRC is right but which is no document (written by something else): refused, not
+    // rewritten. (Not the same revision: a router holding that revision would write its own back over it.)
     const bogus = "gray-rules 1 5 0 0 0\nip 1.2.3.4 canary 0\nend 1\n";
-    const forged = { ...pointer, bytes: bogus.length, crcs: [crc32Text(bogus)] };
+    const forged = { ...pointer, revision: pointer.revision + 1, bytes: bogus.length, crcs: [crc32Text(bogus)] };
     await ctx.flags.set(chunkKey("", forged, 0), bogus);
     await ctx.flags.set("gray:rules", formatPointer(forged));
     await expectRefused(`is not a valid document: line 2: ip 1.2.3.4 names canary canary, not declared above it`);

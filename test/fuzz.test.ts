@@ -12,7 +12,7 @@
  * and over the run: no Lua error in error.log, and every command memcached got is one the router
  * may send, with keys it may ask (`<prefix><ip as nginx prints it>` a request could make it ask,
  * and, from the rules timer, the pointer `<prefix>gray:rules` and the chunks of revisions written,
- * each with its copies `~1` and `~2`): never a user id, never a 0.1 per-rule key, seen from
+ * each with its copies `~1:` and `~2:`): never a user id, never a 0.1 per-rule key, seen from
  * memcached's side of the wire.
  * GRAY_FUZZ_SEED replays a run; the seed is printed.
  */
@@ -70,17 +70,17 @@ const STATES: (State | undefined)[] = [
   },
 ];
 
-/** The pointer and its copies (<key>~1, <key>~2). */
+/** The pointer and its copies (~1:gray:rules, ~2:gray:rules). */
 const POINTER_KEYS = copyKeys(pointerKey(PREFIX));
-/** A chunk key as the format names them: <prefix>gray:rules:<revision>:<nonce>:<index>, or a copy's (~1, ~2). */
-const CHUNK_KEY = /^gray:rules:\d{1,15}:[A-Za-z0-9]{1,16}:\d+(~[12])?$/;
+/** A chunk key as the format names them: <prefix>gray:rules:<revision>:<nonce>:<index>, or a copy's (<prefix>~1:gray:rules:...). */
+const CHUNK_KEY = /^(~[12]:)?gray:rules:\d{1,15}:[A-Za-z0-9]{1,16}:\d+$/;
 
 /** Why a key seen by memcached is not one the router may ask for; undefined when it is. Independent of the router's code. */
 function keyProblem(key: string): string | undefined {
   if (Buffer.byteLength(key, "latin1") > 250) return "longer than memcached's 250 bytes";
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
-  if (/^gray:rules(~[12])?$/.test(rest) || CHUNK_KEY.test(rest)) return undefined;
+  if (/^(~[12]:)?gray:rules$/.test(rest) || CHUNK_KEY.test(rest)) return undefined;
   if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.1 per-rule key the router no longer reads";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";

@@ -6,8 +6,8 @@
  * In memcached (P is the key_prefix):
  *   P gray:rules                          the pointer: "1 <revision> <nonce> <bytes> <crc32>,<crc32>... [hmac-sha1=<base64>]"
  *   P gray:rules:<revision>:<nonce>:<i>   chunk i of that revision's text (whole lines, ≤ CHUNK_BYTES each)
- * and each of them again under "<key>~1" and "<key>~2": a pool of memcached nodes (twemproxy's
- * ketama) spreads the copies over its nodes, so losing a node loses no revision; a reader takes the
+ * and each of them again under "P ~1:gray:rules..." and "P ~2:gray:rules..." (copyKey()): a pool
+ * of memcached nodes (twemproxy's ketama) spreads the copies over its nodes, so losing a node loses no revision; a reader takes the
  * newest pointer of the copies it finds, and for each chunk the first copy that matches the pointer.
  * Chunks are written first and the pointer last, so a reader never sees a half-written revision.
  * A revision is a time in milliseconds (later than the one it replaces): the newest wins even when
@@ -109,9 +109,18 @@ export function chunkKey(prefix: string, p: Pointer, index: number): string {
   return `${prefix}${RULES_KEY}:${p.revision}:${p.nonce}:${index}`;
 }
 
-/** The key of a copy: the key itself for copy 0, "<key>~<copy>" for the others. */
+/**
+ * The key of a copy: the key itself for copy 0, else the key with "~<copy>:" just before its
+ * "gray:rules" (after the key_prefix): P~1:gray:rules, P~1:gray:rules:<revision>:<nonce>:<i>.
+ * The tag goes early on purpose: twemproxy hashes keys with FNV-1a and keeps 32 bits, and keys that
+ * differ only in their last byte land close together on the ketama ring, most often on one node.
+ */
 export function copyKey(key: string, copy: number): string {
-  return copy === 0 ? key : `${key}~${copy}`;
+  if (copy === 0) return key;
+  // The last "gray:rules" is ours: a key_prefix may hold the words too, the suffix never does.
+  let at = key.indexOf(RULES_KEY);
+  for (let next = at; next >= 0; next = key.indexOf(RULES_KEY, next + 1)) at = next;
+  return `${key.substring(0, at)}~${copy}:${key.substring(at)}`;
 }
 
 /** Every copy's key, the first being the key itself. */

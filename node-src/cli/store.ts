@@ -4,6 +4,7 @@
  * everything else — refused, closed, timed out, an error line, a reply no memcached sends —
  * becomes a StoreError naming the store, the command and what it answered.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Credentials } from "../../lua-src/gray/options.ts";
 import { TextConnection, TextProtocolError, type StatusWord } from "./memcached-text.ts";
 
@@ -11,6 +12,9 @@ export class StoreError extends Error {}
 
 /** memcached reads an expiry above 30 days as a Unix time, not a duration. */
 const MAX_RELATIVE_TTL_S = 30 * 24 * 3600;
+
+const SERVER_ERROR_TRIES = 3;
+const SERVER_ERROR_RETRY_MS = 250;
 
 /** Connect, and each request from sending to the whole reply. */
 export const STORE_TIMEOUT_MS = 2000;
@@ -88,13 +92,25 @@ export class AdminStore {
     });
   }
 
-  /** Runs one request; a failure names the store, the command, and what the store did. */
+  /**
+   * Runs one request; a failure names the store, the command, and what the store did. A
+   * SERVER_ERROR is tried again (twice, 250 ms apart): twemproxy answers it for a request that met
+   * a failing node, and its own notes ask clients to retry, since the next may meet the node's
+   * replacement. Every command the CLI sends may be repeated: a cas that had landed answers EXISTS,
+   * which an edit treats as a lost race and re-reads.
+   */
   private async ask<T>(command: string, outcome: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
-      if (!(err instanceof TextProtocolError)) throw err;
-      throw new StoreError(`memcached at ${this.address}: ${command}: ${outcome}: it ${err.reason}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!(err instanceof TextProtocolError)) throw err;
+        if (attempt < SERVER_ERROR_TRIES && err.rejection?.startsWith("SERVER_ERROR") === true) {
+          await sleep(SERVER_ERROR_RETRY_MS);
+          continue;
+        }
+        throw new StoreError(`memcached at ${this.address}: ${command}: ${outcome}: it ${err.reason}`);
+      }
     }
   }
 

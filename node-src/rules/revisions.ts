@@ -297,8 +297,11 @@ export async function editRules<R>(
     for (const [i, chunk] of chunks.entries())
       for (const copy of copyKeys(chunkKey(prefix, pointer, i))) await store.set(copy, chunk);
     const text = formatPointer(pointer);
-    const swapped =
+    const stored =
       current?.cas === undefined ? await store.add(key, text) : (await store.cas(key, text, current.cas)) === "stored";
+    // A request tried again after a proxy's SERVER_ERROR may have landed the first time: then the
+    // key holds our own pointer, and "exists" is our write, not someone else's.
+    const swapped = stored || (await store.get(key)) === text;
     if (swapped) {
       await copyPointer(store, prefix, text, options);
       for (const h of dropped) {
