@@ -368,6 +368,7 @@ describe("gray release, one at a time and steered from other shells", () => {
     running?.child.kill("SIGKILL");
   });
 
+  // Steps long enough (5 s) that a loaded machine's slow CLI starts still find the release running.
   const start = (extra: string[] = []) =>
     spawnGray(
       [
@@ -375,7 +376,7 @@ describe("gray release, one at a time and steered from other shells", () => {
         "--steps",
         "10,50,100",
         "--interval",
-        "2s",
+        "5s",
         "--min-requests",
         "20",
         ...FLOOR,
@@ -406,7 +407,7 @@ describe("gray release, one at a time and steered from other shells", () => {
       /^release: release of canary by .*, step \d\/3 at weight \d+ %, started \d+ s ago: paused(; last check \w+)?$/m,
     );
     const heldAt = (await releaseState())!.weight;
-    await sleep(3000); // longer than an interval: a paused release does not step on
+    await sleep(6000); // longer than an interval: a paused release does not step on
     expect((await releaseState())!.weight).toBe(heldAt);
     expect(running.stdout()).toMatch(/: paused by \S+@\S+ \(gray release resume\)\n/);
 
@@ -427,7 +428,7 @@ describe("gray release, one at a time and steered from other shells", () => {
     expect(await releaseState()).toBeUndefined();
     const none = await gray(["release", "abort"], env());
     expect(none.code).toBe(2);
-  });
+  }, 90_000);
 
   for (const [signal, code] of [
     ["SIGINT", 130],
