@@ -5,10 +5,8 @@
  * choice behind the rules in memory: a lookup in a worker's Lua table against one in a shared
  * dict, each holding 100,000 addresses.
  */
-import { freePort } from "../harness/net.ts";
-import { get } from "../harness/http.ts";
 import type { Runtime } from "../harness/runtime.ts";
-import { startNginx } from "./measure.ts";
+import { timedInNginx } from "./measure.ts";
 
 export interface HelperTimes {
   /** Nanoseconds per call. */
@@ -48,24 +46,6 @@ local shd = ns(function() for i = 1, N do if dict:get(keys[i % 1000 + 1]) == "ca
 ngx.say(string.format('{"charCodeAtHelper":%.2f,"stringByte":%.2f,"parseAddressV4":%.1f,"parseAddressV6":%.1f,"userIdCheck":%.1f,"tableLookup":%.1f,"dictLookup":%.1f}', helper, byte, v4, v6, uid, tbl, shd))
 `;
 
-export async function helperTimes(runtime: Runtime, luaPaths: string[]): Promise<HelperTimes> {
-  const port = await freePort();
-  const nginx = await startNginx(
-    runtime,
-    [
-      `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
-      "lua_shared_dict bench_rules 32m;",
-      "server {",
-      `    listen 127.0.0.1:${port};`,
-      `    location / { content_by_lua_block { ${CHUNK} } }`,
-      "}",
-    ],
-    port,
-  );
-  try {
-    await get(`${nginx.url}/`, { timeoutMs: 60000 }); // the first run compiles the traces
-    return JSON.parse((await get(`${nginx.url}/`, { timeoutMs: 60000 })).body) as HelperTimes;
-  } finally {
-    await nginx.stop();
-  }
+export function helperTimes(runtime: Runtime, luaPaths: string[]): Promise<HelperTimes> {
+  return timedInNginx<HelperTimes>(runtime, luaPaths, "bench_rules 32m", CHUNK);
 }

@@ -5,10 +5,8 @@
  * spread of response times (most under 5 ms, a tail up to 12 s, as a real route sees them); the best
  * of 5 interleaved runs of each.
  */
-import { freePort } from "../harness/net.ts";
-import { get } from "../harness/http.ts";
 import type { Runtime } from "../harness/runtime.ts";
-import { startNginx } from "./measure.ts";
+import { timedInNginx } from "./measure.ts";
 
 export interface HistogramCost {
   /** Nanoseconds per logged request. */
@@ -27,23 +25,18 @@ for i = 1, 1000 do times[i] = (i % 100 == 0) and (i / 80) or ((i % 17) * 0.0004)
 local N = 5000000
 local function ns(f) ngx.update_time() local t = ngx.now() f() ngx.update_time() return (ngx.now() - t) * 1e9 / N end
 local status = 200
-local function plain()
-  for i = 1, N do
-    local s = times[i % 1000 + 1]
-    count(slots.requests, 1)
-    if status >= 500 then count(slots.responses_5xx, 1) end
-    count(slots.upstream_seconds, s)
+local function logLine(withHistogram)
+  return function()
+    for i = 1, N do
+      local s = times[i % 1000 + 1]
+      count(slots.requests, 1)
+      if status >= 500 then count(slots.responses_5xx, 1) end
+      count(slots.upstream_seconds, s)
+      if withHistogram then observe(slots, s) end
+    end
   end
 end
-local function histogram()
-  for i = 1, N do
-    local s = times[i % 1000 + 1]
-    count(slots.requests, 1)
-    if status >= 500 then count(slots.responses_5xx, 1) end
-    count(slots.upstream_seconds, s)
-    observe(slots, s)
-  end
-end
+local plain, histogram = logLine(false), logLine(true)
 -- Interleaved, the best of 5 each: the machine's other work only ever adds time.
 local without, with = math.huge, math.huge
 for _ = 1, 5 do
@@ -53,24 +46,6 @@ end
 ngx.say(string.format('{"without":%.2f,"with":%.2f}', without, with))
 `;
 
-export async function histogramCost(runtime: Runtime, luaPaths: string[]): Promise<HistogramCost> {
-  const port = await freePort();
-  const nginx = await startNginx(
-    runtime,
-    [
-      `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
-      "lua_shared_dict gray_bench 1m;",
-      "server {",
-      `    listen 127.0.0.1:${port};`,
-      `    location / { content_by_lua_block { ${CHUNK} } }`,
-      "}",
-    ],
-    port,
-  );
-  try {
-    await get(`${nginx.url}/`, { timeoutMs: 60000 }); // the first run compiles the traces
-    return JSON.parse((await get(`${nginx.url}/`, { timeoutMs: 60000 })).body) as HistogramCost;
-  } finally {
-    await nginx.stop();
-  }
+export function histogramCost(runtime: Runtime, luaPaths: string[]): Promise<HistogramCost> {
+  return timedInNginx<HistogramCost>(runtime, luaPaths, "gray_bench 1m", CHUNK);
 }

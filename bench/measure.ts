@@ -3,6 +3,7 @@
  * so drift on a noisy machine falls on all of them alike. Each sample has wrk's figures and the
  * CPU time the target's nginx workers spent per request.
  */
+import { get } from "../harness/http.ts";
 import { freePort } from "../harness/net.ts";
 import { NginxServer } from "../harness/nginx.ts";
 import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
@@ -38,6 +39,33 @@ export async function startNginx(runtime: Runtime, http: string[], port: number,
   const nginx = NginxServer.prepare(renderMain({ flavour: runtime.flavour, workers, http }), port);
   await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
   return nginx;
+}
+
+/**
+ * Runs a Lua chunk that times something inside nginx's own LuaJIT (as a content handler, with
+ * the router's modules on the path and a shared dict `dict`) and returns the JSON it prints: the
+ * first run compiles the traces, the second is the one read.
+ */
+export async function timedInNginx<T>(runtime: Runtime, luaPaths: string[], dict: string, chunk: string): Promise<T> {
+  const port = await freePort();
+  const nginx = await startNginx(
+    runtime,
+    [
+      `lua_package_path "${luaPaths.map((d) => `${d}/?.lua`).join(";")};;";`,
+      `lua_shared_dict ${dict};`,
+      "server {",
+      `    listen 127.0.0.1:${port};`,
+      `    location / { content_by_lua_block { ${chunk} } }`,
+      "}",
+    ],
+    port,
+  );
+  try {
+    await get(`${nginx.url}/`, { timeoutMs: 60000 });
+    return JSON.parse((await get(`${nginx.url}/`, { timeoutMs: 60000 })).body) as T;
+  } finally {
+    await nginx.stop();
+  }
 }
 
 /** What every variant's nginx is put in front of: the router's Lua, the backends, memcached. */

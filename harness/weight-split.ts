@@ -10,8 +10,8 @@ import { hashText } from "../node-src/cli/explain.ts";
 
 export function canaryByWeight(options: RuleOptions, clients: string[], weight: number): Set<string> {
   const view = buildView(undefined, [], weight, [DEFAULT_CANARY], 0);
-  const lookups: Lookups = { flag: () => undefined, view: () => view, now: () => 0, hash: hashText };
+  const lookups: Lookups = { flag: () => undefined, now: () => 0, hash: hashText };
   return new Set(
-    clients.filter((ip) => decide(options, lookups, ip, undefined, undefined, undefined).route !== "stable"),
+    clients.filter((ip) => decide(options, lookups, view, ip, undefined, undefined, undefined).route !== "stable"),
   );
 }

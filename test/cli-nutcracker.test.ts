@@ -125,7 +125,7 @@ describe("the CLI through twemproxy", () => {
 
   it("release walks the weight up through it, its state under gray:release steered through it too", async () => {
     const load = Load.start({ url: router.url, sources: loopbackClients(64, 100), durationMs: 30_000 });
-    const args = ["release", "--steps", "10,100", "--interval", "1s", "--min-requests", "20", "--p99-floor-ms", "100"];
+    const args = ["release", "--steps", "10,100", "--interval", "3s", "--min-requests", "20", "--p99-floor-ms", "100"];
     const run = spawnGray([...args, "--status-url", router.statusUrl], env());
     const deadline = Date.now() + 10_000;
     while (!(await ok(["release", "show"])).includes("step 1/2") && Date.now() < deadline) await sleep(100);

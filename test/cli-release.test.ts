@@ -89,26 +89,29 @@ function useCopies(stable: { status?: number; delayS?: number }, canary: { statu
   return ctx;
 }
 
+/** gray release 10 → 50 → 100 in 1 s steps, judged on 20 canary requests, against the router at `statusUrl`. */
+function releaseArgs(statusUrl: string, ...more: string[]): string[] {
+  return [
+    "release",
+    "--steps",
+    "10,50,100",
+    "--interval",
+    "1s",
+    "--min-requests",
+    "20",
+    ...FLOOR,
+    "--status-url",
+    statusUrl,
+    ...more,
+  ];
+}
+
 describe("gray release, healthy canary", () => {
   const ctx = useRouter({ options: ROUTER_OPTIONS });
 
   it("raises the weight 10 → 50 → 100 under load, a line per step, without a failed request", async () => {
     const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await gray(
-      [
-        "release",
-        "--steps",
-        "10,50,100",
-        "--interval",
-        "1s",
-        "--min-requests",
-        "20",
-        ...FLOOR,
-        "--status-url",
-        ctx.router.statusUrl,
-      ],
-      env(),
-    );
+    const r = await gray(releaseArgs(ctx.router.statusUrl), env());
     const summary = await load.stop();
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -127,22 +130,7 @@ describe("gray release, healthy canary", () => {
   it("never lowers a weight: from 60 % it skips 10 and 50, and says so", async () => {
     await setWeight(sharedMemcached().address, "", 60);
     const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await gray(
-      [
-        "release",
-        "--steps",
-        "10,50,100",
-        "--interval",
-        "1s",
-        "--min-requests",
-        "20",
-        ...FLOOR,
-        "--status-url",
-        ctx.router.statusUrl,
-        "--json",
-      ],
-      env(),
-    );
+    const r = await gray(releaseArgs(ctx.router.statusUrl, "--json"), env());
     await load.stop();
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const all = events(r.stdout);

@@ -1,7 +1,7 @@
 /** The decision rules and their parsers, as JavaScript (the same code runs as Lua in nginx). */
 import { describe, expect, it } from "vitest";
 import { anyCidrContains, type Cidr, formatAddress, parseAddress, parseCidr } from "../lua-src/gray/ip.ts";
-import { BUCKETS, type RulesDocument, buildView, parseDocument } from "../lua-src/gray/document.ts";
+import { BUCKETS, type RulesDocument, type RulesView, buildView, parseDocument } from "../lua-src/gray/document.ts";
 import { buildRanges, parseRangeList, rangesContain } from "../lua-src/gray/ranges.ts";
 import { type Lookups, type RuleOptions, cookieValue, decide, isUserId, parseWeight } from "../lua-src/gray/rules.ts";
 import { hashText } from "../node-src/cli/explain.ts";
@@ -159,7 +159,7 @@ describe("decide", () => {
     seeds: Record<string, string>,
     doc?: RulesDocument,
     configured: { weight?: number; ranges?: string[] } = {},
-  ): Lookups & { asked: string[] } {
+  ): Lookups & { asked: string[]; view: RulesView } {
     const asked: string[] = [];
     const view = buildView(
       doc,
@@ -168,52 +168,58 @@ describe("decide", () => {
       ROUTABLE,
       NOW,
     );
-    return { asked, flag: (k) => (asked.push(k), seeds[k]), view: () => view, now: () => NOW, hash: hashText };
+    return { asked, flag: (k) => (asked.push(k), seeds[k]), view, now: () => NOW, hash: hashText };
   }
+  /** decide() with the lookups' own view, as the router passes the rules it read for the request. */
+  const decideBy = (
+    o: RuleOptions,
+    look: Lookups & { view: RulesView },
+    ...request: [string, string | undefined, string | undefined, string | undefined]
+  ) => decide(o, look, look.view, ...request);
   const ip = "203.0.113.1";
 
   it("override always/never/<canary> decides before any store lookup", () => {
     const look = lookups({ "p:203.0.113.1": "1" });
-    expect(decide(o, look, ip, "never", undefined, undefined)).toEqual({ route: "stable", rule: "override" });
-    expect(decide(o, look, ip, undefined, undefined, "gray=always")).toEqual({ route: "canary", rule: "override" });
-    expect(decide(o, look, ip, "beta", undefined, undefined)).toEqual({ route: "beta", rule: "override" });
+    expect(decideBy(o, look, ip, "never", undefined, undefined)).toEqual({ route: "stable", rule: "override" });
+    expect(decideBy(o, look, ip, undefined, undefined, "gray=always")).toEqual({ route: "canary", rule: "override" });
+    expect(decideBy(o, look, ip, "beta", undefined, undefined)).toEqual({ route: "beta", rule: "override" });
     expect(look.asked).toEqual([]);
   });
   it("an override naming no canary this router knows falls back to the cookie, then to the rules", () => {
-    expect(decide(o, lookups({}), ip, "maybe", undefined, "gray=always").rule).toBe("override");
-    expect(decide(o, lookups({}), ip, "gamma", undefined, undefined).rule).toBe("none");
+    expect(decideBy(o, lookups({}), ip, "maybe", undefined, "gray=always").rule).toBe("override");
+    expect(decideBy(o, lookups({}), ip, "gamma", undefined, undefined).rule).toBe("none");
   });
   it("user, then IP, then range, then weight, each naming its canary", () => {
     const doc = documentOf(
       ["canary 0+100000", "beta -"],
       ["user alice beta 0", `ip ${ip} beta 0`, "range 203.0.113.0/24 beta 0"],
     );
-    expect(decide(o, lookups({}, doc), ip, undefined, "alice", undefined)).toEqual({ route: "beta", rule: "user" });
-    expect(decide(o, lookups({}, doc), ip, undefined, "bob", undefined)).toEqual({ route: "beta", rule: "ip" });
-    expect(decide(o, lookups({}, doc), "203.0.113.2", undefined, undefined, undefined)).toEqual({
+    expect(decideBy(o, lookups({}, doc), ip, undefined, "alice", undefined)).toEqual({ route: "beta", rule: "user" });
+    expect(decideBy(o, lookups({}, doc), ip, undefined, "bob", undefined)).toEqual({ route: "beta", rule: "ip" });
+    expect(decideBy(o, lookups({}, doc), "203.0.113.2", undefined, undefined, undefined)).toEqual({
       route: "beta",
       rule: "range",
     });
-    expect(decide(o, lookups({}, doc), "198.51.100.1", undefined, undefined, undefined)).toEqual({
+    expect(decideBy(o, lookups({}, doc), "198.51.100.1", undefined, undefined, undefined)).toEqual({
       route: "canary",
       rule: "weight",
     });
-    expect(decide(o, lookups({}), "198.51.100.1", undefined, undefined, undefined)).toEqual({
+    expect(decideBy(o, lookups({}), "198.51.100.1", undefined, undefined, undefined)).toEqual({
       route: "stable",
       rule: "none",
     });
   });
   it("a seed key with canary_value (or a canary's name) flags the IP only while ip_keys is on", () => {
-    expect(decide(o, lookups({ "p:203.0.113.1": "1" }), ip, undefined, undefined, undefined).route).toBe("canary");
-    expect(decide(o, lookups({ "p:203.0.113.1": "beta" }), ip, undefined, undefined, undefined).route).toBe("beta");
-    expect(decide(o, lookups({ "p:203.0.113.1": "0" }), ip, undefined, undefined, undefined).route).toBe("stable");
+    expect(decideBy(o, lookups({ "p:203.0.113.1": "1" }), ip, undefined, undefined, undefined).route).toBe("canary");
+    expect(decideBy(o, lookups({ "p:203.0.113.1": "beta" }), ip, undefined, undefined, undefined).route).toBe("beta");
+    expect(decideBy(o, lookups({ "p:203.0.113.1": "0" }), ip, undefined, undefined, undefined).route).toBe("stable");
     const off = lookups({ "p:203.0.113.1": "1" });
-    expect(decide({ ...o, ip_keys: false }, off, ip, undefined, undefined, undefined).route).toBe("stable");
+    expect(decideBy({ ...o, ip_keys: false }, off, ip, undefined, undefined, undefined).route).toBe("stable");
     expect(off.asked).toEqual([]);
   });
   it("the document answers before the seed key is asked", () => {
     const look = lookups({}, documentOf(["canary -"], [`ip ${ip} canary 0`]));
-    expect(decide(o, look, ip, undefined, undefined, undefined).rule).toBe("ip");
+    expect(decideBy(o, look, ip, undefined, undefined, undefined).rule).toBe("ip");
     expect(look.asked).toEqual([]);
   });
   it("expired entries and entries naming a canary this router cannot send to stay on stable", () => {
@@ -222,29 +228,29 @@ describe("decide", () => {
       [`ip ${ip} canary ${NOW}`, "ip 203.0.113.2 canary " + (NOW + 1), "ip 203.0.113.3 gamma 0", "user carol canary 1"],
     );
     const look = lookups({}, doc);
-    expect(decide(o, look, ip, undefined, undefined, undefined).route).toBe("stable");
-    expect(decide(o, look, "203.0.113.2", undefined, undefined, undefined).route).toBe("canary");
-    expect(decide(o, look, "203.0.113.3", undefined, undefined, undefined).route).toBe("stable");
-    expect(decide(o, look, "203.0.113.4", undefined, "carol", undefined).route).toBe("stable");
+    expect(decideBy(o, look, ip, undefined, undefined, undefined).route).toBe("stable");
+    expect(decideBy(o, look, "203.0.113.2", undefined, undefined, undefined).route).toBe("canary");
+    expect(decideBy(o, look, "203.0.113.3", undefined, undefined, undefined).route).toBe("stable");
+    expect(decideBy(o, look, "203.0.113.4", undefined, "carol", undefined).route).toBe("stable");
   });
   it("configured ranges go to the default canary; the configured weight holds until a document exists", () => {
     const look = lookups({}, undefined, { weight: 100, ranges: ["203.0.113.0/24"] });
-    expect(decide(o, look, ip, undefined, undefined, undefined)).toEqual({ route: "canary", rule: "range" });
-    expect(decide(o, look, "198.51.100.1", undefined, undefined, undefined).rule).toBe("weight");
+    expect(decideBy(o, look, ip, undefined, undefined, undefined)).toEqual({ route: "canary", rule: "range" });
+    expect(decideBy(o, look, "198.51.100.1", undefined, undefined, undefined).rule).toBe("weight");
     const withDoc = lookups({}, documentOf(["canary -"], []), { weight: 100, ranges: ["203.0.113.0/24"] });
-    expect(decide(o, withDoc, ip, undefined, undefined, undefined).rule).toBe("range");
-    expect(decide(o, withDoc, "198.51.100.1", undefined, undefined, undefined).rule).toBe("none");
+    expect(decideBy(o, withDoc, ip, undefined, undefined, undefined).rule).toBe("range");
+    expect(decideBy(o, withDoc, "198.51.100.1", undefined, undefined, undefined).rule).toBe("none");
   });
   it("an invalid user id is never used; the cookie's valid id is", () => {
     const look = lookups({}, documentOf(["canary -"], ["user bob canary 0"]));
-    expect(decide(o, look, ip, undefined, "a b", "uid=bob").rule).toBe("user");
+    expect(decideBy(o, look, ip, undefined, "a b", "uid=bob").rule).toBe("user");
   });
   it("the weight pick hashes the user id when there is one, so a user keeps the version across addresses", () => {
     const half = documentOf(["canary 0+50000"], []);
     const stableIp = Array.from({ length: 200 }, (_, i) => `203.0.113.${i}`).find((a) => !inWeight(hashText(a), 50))!;
     const user = Array.from({ length: 200 }, (_, i) => `user${i}`).find((u) => inWeight(hashText(u), 50))!;
-    expect(decide(o, lookups({}, half), stableIp, undefined, user, undefined).rule).toBe("weight");
-    expect(decide(o, lookups({}, half), stableIp, undefined, undefined, undefined).rule).toBe("none");
+    expect(decideBy(o, lookups({}, half), stableIp, undefined, user, undefined).rule).toBe("weight");
+    expect(decideBy(o, lookups({}, half), stableIp, undefined, undefined, undefined).rule).toBe("none");
   });
   it("two canaries split by their buckets, and a client's canary is the one owning its bucket", () => {
     const doc = documentOf(["canary 0+10000,30000+5000", "beta 10000+20000"], []);
@@ -254,7 +260,7 @@ describe("decide", () => {
       const bucket = hashText(client) % BUCKETS;
       const want =
         bucket < 10000 || (bucket >= 30000 && bucket < 35000) ? "canary" : bucket < 30000 ? "beta" : "stable";
-      expect(decide(o, look, client, undefined, undefined, undefined).route, client).toBe(want);
+      expect(decideBy(o, look, client, undefined, undefined, undefined).route, client).toBe(want);
     }
   });
 });

@@ -5,20 +5,17 @@
  * CLI runs (the same code, as JavaScript) accepts it — else keep the last good one.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { copyKeys, formatPointer, parseDocument, pointerKey } from "../lua-src/gray/document.ts";
-import { FlagStore } from "../harness/flags.ts";
-import { closeAgents, get } from "../harness/http.ts";
-import { MemcachedServer } from "../harness/memcached.ts";
+import { get } from "../harness/http.ts";
 import { logProblems } from "../harness/nginx.ts";
 import { type Random, seededRandom } from "../harness/random.ts";
 import { flagIps, setWeight } from "../harness/rules.ts";
-import { RouterStack } from "../harness/stack.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { withStore } from "../node-src/cli/store.ts";
 import { crc32Text } from "../node-src/rules/format.ts";
 import { readCurrent } from "../node-src/rules/revisions.ts";
-import { testRuntime } from "./support.ts";
+import { useOwnStore } from "./support.ts";
 
 const TTL_MS = 100;
 const MUTANTS = 60;
@@ -51,50 +48,33 @@ function mutate(text: string, r: Random): string {
 }
 
 describe("hostile store content", () => {
-  let memcached: MemcachedServer;
-  let router: RouterStack;
-  let flags: FlagStore;
-
-  beforeAll(async () => {
-    const runtime = await testRuntime();
-    memcached = await MemcachedServer.start(runtime);
-    router = await RouterStack.start({
-      runtime,
-      memcached,
-      canaries: ["beta"],
-      options: { cache_ttl_ms: TTL_MS, ip_keys: false, max_rules_bytes: 100000 },
-    });
-    flags = new FlagStore(memcached.address);
-  });
-  afterAll(async () => {
-    flags?.close();
-    await closeAgents();
-    await router?.stop();
-    await memcached?.stop();
+  const ctx = useOwnStore({
+    canaries: ["beta"],
+    options: { cache_ttl_ms: TTL_MS, ip_keys: false, max_rules_bytes: 100000 },
   });
 
   /** Writes `text` as revision `revision` with matching CRCs: the chunk, then every pointer copy. */
   async function writeRaw(revision: number, text: string): Promise<void> {
     const pointer = { revision, nonce: "f0f0f0f0", bytes: Buffer.byteLength(text, "latin1"), crcs: [crc32Text(text)] };
-    await flags.set(`gray:rules:${revision}:f0f0f0f0:0`, Buffer.from(text, "latin1"));
-    for (const key of copyKeys(pointerKey(""))) await flags.set(key, formatPointer(pointer));
+    await ctx.flags.set(`gray:rules:${revision}:f0f0f0f0:0`, Buffer.from(text, "latin1"));
+    for (const key of copyKeys(pointerKey(""))) await ctx.flags.set(key, formatPointer(pointer));
   }
 
   async function revisionInForce(): Promise<number | null | undefined> {
-    return (await fetchStatus(router.statusUrl)).document.revision;
+    return (await fetchStatus(ctx.router.statusUrl)).document.revision;
   }
 
   it(`adopts a mutated document exactly when the CLI's reader accepts it (${MUTANTS} mutants), answering every request`, async () => {
-    await flagIps(memcached.address, "", [FLAGGED]);
-    await setWeight(memcached.address, "", 20, "beta");
-    const good = (await withStore(memcached.address, (s) => readCurrent(s, "")))!;
-    const source = (await withStore(memcached.address, async (s) =>
+    await flagIps(ctx.memcached.address, "", [FLAGGED]);
+    await setWeight(ctx.memcached.address, "", 20, "beta");
+    const good = (await withStore(ctx.memcached.address, (s) => readCurrent(s, "")))!;
+    const source = (await withStore(ctx.memcached.address, async (s) =>
       s.get(`gray:rules:${good.pointer!.revision}:${good.pointer!.nonce}:0`),
     ))!;
     // A worker starts its rules timer on its first request.
     for (let tries = 0; (await revisionInForce()) !== good.doc.revision; tries++) {
       expect(tries, "the good revision loads").toBeLessThan(50);
-      await get(router.url, { from: FLAGGED });
+      await get(ctx.router.url, { from: FLAGGED });
       await sleep(TTL_MS);
     }
     const r = seededRandom(4242);
@@ -106,7 +86,7 @@ describe("hostile store content", () => {
       const accepted = typeof parseDocument(text) !== "string" && Buffer.byteLength(text, "latin1") <= 100000;
       await writeRaw(revision, text);
       await sleep(TTL_MS * 3);
-      const reply = await get(router.url, { from: FLAGGED });
+      const reply = await get(ctx.router.url, { from: FLAGGED });
       expect(reply.status, `mutant ${i}`).toBe(200);
       const now = await revisionInForce();
       if (accepted) {
@@ -133,20 +113,20 @@ describe("hostile store content", () => {
       `1 9 ${"n".repeat(17)} 1 1`,
     ];
     for (const text of garbage) {
-      for (const key of copyKeys(pointerKey(""))) await flags.set(key, text);
+      for (const key of copyKeys(pointerKey(""))) await ctx.flags.set(key, text);
       await sleep(TTL_MS * 3);
-      expect((await get(router.url, { from: FLAGGED })).status).toBe(200);
+      expect((await get(ctx.router.url, { from: FLAGGED })).status).toBe(200);
       expect(await revisionInForce()).toBe(before);
     }
     const big = `gray-rules 1 ${Date.now() + 10 ** 9} 0 0 0\n${"history 1 1 x - y\n".repeat(7000)}end 0\n`;
     await writeRaw(Date.now() + 10 ** 9, big);
     await sleep(TTL_MS * 3);
     expect(await revisionInForce()).toBe(before);
-    expect((await fetchStatus(router.statusUrl)).document.last_error).toMatch(/max_rules_bytes/);
+    expect((await fetchStatus(ctx.router.statusUrl)).document.last_error).toMatch(/max_rules_bytes/);
   });
 
   it("logs warnings, never an error", () => {
-    expect(logProblems(router.errorLog())).toEqual([]);
-    expect(router.errorLog()).toContain("gray.router: revision");
+    expect(logProblems(ctx.router.errorLog())).toEqual([]);
+    expect(ctx.router.errorLog()).toContain("gray.router: revision");
   });
 });

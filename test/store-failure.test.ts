@@ -1,86 +1,63 @@
 /** The store failing: stopped, paused, back again. Users never get an error: cached clients keep their route, the rest get stable. */
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FlagStore } from "../harness/flags.ts";
-import { closeAgents, get } from "../harness/http.ts";
-import { MemcachedServer } from "../harness/memcached.ts";
+import { describe, expect, it } from "vitest";
+import { get } from "../harness/http.ts";
 import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
-import { RouterStack } from "../harness/stack.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { PATTERNS } from "../node-src/nginx-conf.ts";
-import { expectRateLimitedWarnings, routeOf, testRuntime, untilRoute } from "./support.ts";
+import { expectRateLimitedWarnings, routeOf, untilRoute, useOwnStore } from "./support.ts";
 
 // Every case runs through both drop-in patterns: route_upstream() + proxy_pass, and route() + ngx.exec.
 describe.each(PATTERNS)("%s pattern", (pattern) => {
   describe("store failures fall open to stable", () => {
-    let memcached: MemcachedServer;
-    let router: RouterStack;
-    let flags: FlagStore;
-
-    beforeAll(async () => {
-      const runtime = await testRuntime();
-      memcached = await MemcachedServer.start(runtime);
-      router = await RouterStack.start({
-        runtime,
-        memcached,
-        pattern,
-        options: { memcached: { timeout_ms: TIMEOUT_MS } },
-      });
-      flags = new FlagStore(memcached.address);
-    });
-    afterAll(async () => {
-      flags?.close();
-      await closeAgents();
-      await router?.stop();
-      await memcached?.stop();
-    });
+    const ctx = useOwnStore({ pattern, options: { memcached: { timeout_ms: TIMEOUT_MS } } });
 
     it("routes a flagged client to canary while the store is up", async () => {
-      await flags.set("127.0.0.50");
-      expect(await routeOf(router.url, { from: "127.0.0.50" })).toBe("canary");
+      await ctx.flags.set("127.0.0.50");
+      expect(await routeOf(ctx.router.url, { from: "127.0.0.50" })).toBe("canary");
     });
 
-    it("answers 200, fast, while memcached is paused (SIGSTOP): cached clients keep their route, new ones get stable", async () => {
-      await memcached.pause();
+    it("answers 200, fast, while ctx.memcached is paused (SIGSTOP): cached clients keep their route, new ones get stable", async () => {
+      await ctx.memcached.pause();
       try {
         for (let i = 0; i < 30; i++) {
           for (const [from, want] of [
             ["127.0.0.50", "canary"],
             [`127.0.0.${70 + (i % 10)}`, "stable"],
           ]) {
-            const reply = await get(router.url, { from });
+            const reply = await get(ctx.router.url, { from });
             expect(reply.status).toBe(200);
             expect(reply.body.trim(), from).toBe(want);
             expect(reply.ms).toBeLessThan(LATENCY_BOUND_MS);
           }
         }
       } finally {
-        await memcached.resume();
+        await ctx.memcached.resume();
       }
     });
 
     it("routes by the flag again within 1 s of the store answering", async () => {
-      expect(await untilRoute(router.url, "127.0.0.50", "canary", 1000)).toBeLessThan(1000);
+      expect(await untilRoute(ctx.router.url, "127.0.0.50", "canary", 1000)).toBeLessThan(1000);
     });
 
-    it("answers 200 from stable while memcached is stopped", async () => {
-      await memcached.stop();
+    it("answers 200 from stable while ctx.memcached is stopped", async () => {
+      await ctx.memcached.stop();
       const replies = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => get(router.url, { from: `127.0.0.${60 + (i % 10)}` })),
+        Array.from({ length: 50 }, (_, i) => get(ctx.router.url, { from: `127.0.0.${60 + (i % 10)}` })),
       );
       expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
       expect(new Set(replies.map((r) => r.body.trim()))).toEqual(new Set(["stable"]));
     });
 
-    it("routes by flags again within 1 s of memcached coming back", async () => {
-      await memcached.startAgain();
-      await flags.set("127.0.0.51");
-      expect(await untilRoute(router.url, "127.0.0.51", "canary", 1000)).toBeLessThan(1000);
+    it("routes by ctx.flags again within 1 s of ctx.memcached coming back", async () => {
+      await ctx.memcached.startAgain();
+      await ctx.flags.set("127.0.0.51");
+      expect(await untilRoute(ctx.router.url, "127.0.0.51", "canary", 1000)).toBeLessThan(1000);
     });
 
     it("counts each lookup once, and the failures apart from them", async () => {
       await sleep(1100); // counters reach the dict once a second
-      const s = await fetchStatus(router.statusUrl);
+      const s = await fetchStatus(ctx.router.statusUrl);
       // Weight 0, no ranges, no user rule: every decision took exactly one flag lookup.
       const decisions = Object.values(s.rules).reduce((a, b) => a + b, 0);
       expect(s.store.hits + s.store.misses + s.store.fallbacks).toBe(decisions);
@@ -91,7 +68,7 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
 
     it("logs the failures as rate-limited warnings, not errors per request", () => {
       // Two failure episodes about a second apart: at most one warning per 5 s per worker.
-      expectRateLimitedWarnings(router, 2);
+      expectRateLimitedWarnings(ctx.router, 2);
     });
   });
 });

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, beforeEach, expect, inject } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { type Ask, closeAgents, get } from "../harness/http.ts";
+import { MemcachedServer } from "../harness/memcached.ts";
 import { logProblems } from "../harness/nginx.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
@@ -102,6 +103,27 @@ export async function untilLoaded(router: RouterStack, revision: number, strict 
   if (strict && status.document.revision !== revision)
     throw new Error(`revision ${revision} not loaded within 3 s (the router holds ${status.document.revision})`);
   if ((router.workers ?? 1) > 1) await new Promise((r) => setTimeout(r, settleMs));
+}
+
+/**
+ * A router on a memcached of its own (one a test may stop, kill or pause), with a FlagStore on it,
+ * for the describe block; stopped after it.
+ */
+export function useOwnStore(config: Omit<RouterStackOptions, "runtime" | "memcached">) {
+  const ctx = {} as { memcached: MemcachedServer; router: RouterStack; flags: FlagStore };
+  beforeAll(async () => {
+    const runtime = await testRuntime();
+    ctx.memcached = await MemcachedServer.start(runtime);
+    ctx.router = await RouterStack.start({ ...config, runtime, memcached: ctx.memcached });
+    ctx.flags = new FlagStore(ctx.memcached.address);
+  });
+  afterAll(async () => {
+    ctx.flags?.close();
+    await closeAgents();
+    await ctx.router?.stop();
+    await ctx.memcached?.stop();
+  });
+  return ctx;
 }
 
 /** A router for the whole file, on the shared memcached, reset before each test. */

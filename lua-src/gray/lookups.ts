@@ -1,16 +1,14 @@
 /**
- * The rules' lookups inside nginx: the rules document from memory (snapshot.ts), and, with
- * ip_keys, the per-IP keys of the original recipe. Those are cached in the lua_shared_dict (found
+ * The rules' lookups inside nginx besides the rules document (snapshot.ts): with ip_keys, the
+ * per-IP keys of the original recipe. Those are cached in the lua_shared_dict (found
  * and absent alike) for cache_ttl_ms, shared by all workers, so a key typed in telnet routes
  * within cache_ttl_ms plus one round trip.
  * When memcached fails, they answer from stale cache entries where there are any, else as
  * absent, and the worker leaves the store alone for a moment.
  */
 import { EVICTION_COUNTER, STORE_COUNTER, STORE_ERROR_COUNTER, count } from "./counters.ts";
-import type { StoreErrorCounts } from "./status.ts";
 import type { RouterOptions } from "./options.ts";
 import type { Lookups } from "./rules.ts";
-import { currentView } from "./snapshot.ts";
 import { fetchFlag } from "./store.ts";
 
 const ngx_now = ngx.now;
@@ -39,9 +37,10 @@ export function installLookups(parsed: RouterOptions, zone: SharedDict | undefin
   storeRetryAt = 0;
 }
 
-function storeFailed(operation: keyof StoreErrorCounts, reason: string, now: number): void {
+/** A per-IP key lookup failed (the rules timer counts its own failures as "refresh"). */
+function storeFailed(reason: string, now: number): void {
   storeRetryAt = now + STORE_RETRY_S;
-  count(STORE_ERROR_COUNTER[operation], 1);
+  count(STORE_ERROR_COUNTER.lookup, 1);
   if (now < nextWarnAt) return;
   nextWarnAt = now + WARN_INTERVAL_S;
   const mc = options.memcached;
@@ -112,7 +111,7 @@ function flag(key: string): string | undefined {
   if (resting(now)) return fallbackFlag(cached);
   const [value, failure] = fetchFlag(options.memcached, connectOptions, key);
   if (failure !== undefined) {
-    storeFailed("lookup", failure, now);
+    storeFailed(failure, now);
     return fallbackFlag(cached);
   }
   count(STORE_COUNTER.misses, 1);
@@ -125,4 +124,4 @@ function flag(key: string): string | undefined {
   return value;
 }
 
-export const lookups: Lookups = { flag, view: currentView, now: ngx.time, hash: ngx.crc32_short };
+export const lookups: Lookups = { flag, now: ngx.time, hash: ngx.crc32_short };

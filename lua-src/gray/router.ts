@@ -17,7 +17,7 @@ import { cast, typeof as ctypeOf } from "ffi";
 import { get_request } from "resty.core.base";
 import { clientIp } from "./client_ip.ts";
 import { RULE_COUNTER, count, observe, routeCounter, totals, useDict, useRoutes } from "./counters.ts";
-import { DEFAULT_CANARY, type RulesView, STABLE } from "./document.ts";
+import { BUCKETS, DEFAULT_CANARY, STABLE } from "./document.ts";
 import { formatCidr } from "./ip.ts";
 import { installLookups, lookups } from "./lookups.ts";
 import {
@@ -29,7 +29,7 @@ import {
   parseOptions,
 } from "./options.ts";
 import { decide } from "./rules.ts";
-import { type RouteTarget, currentView, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
+import { type InForce, currentRules, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
 import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
 
 /** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
@@ -221,28 +221,8 @@ function loggedRoute(): string | undefined {
   return route;
 }
 
-/**
- * The targets of the revision whose view decides: a request that waits on memcached (a per-IP
- * seed key) while a new revision is swapped in must still be sent where its own revision says,
- * or a promote (targets swapped, weight to 0) would send it to the old version for a moment.
- * snapshot.ts swaps the view and the targets together, so a new view object means new targets.
- */
-let targetsView: RulesView | undefined;
-let targetsNow: Record<string, RouteTarget> = {};
-
-function targetsOfView(): Record<string, RouteTarget> {
-  const view = currentView();
-  if (view !== targetsView) {
-    targetsView = view;
-    targetsNow = {};
-    targetsNow[STABLE] = targetOf(STABLE);
-    for (const name in options.canaries) targetsNow[name] = targetOf(name);
-  }
-  return targetsNow;
-}
-
-/** Decides the request's route ("stable" or a canary's name), counts the rule and sets the debug headers. */
-function decideRequest(): string {
+/** Decides the request's route ("stable" or a canary's name) by these rules, counts the rule and sets the debug headers. */
+function decideRequest(rules: InForce): string {
   const remoteAddr = ngx_var.remote_addr!;
   const ip =
     options.trusted_proxies.length === 0
@@ -251,6 +231,7 @@ function decideRequest(): string {
   const decision = decide(
     options,
     lookups,
+    rules.view,
     ip,
     overrideVar === undefined ? undefined : ngx_var[overrideVar],
     userVar === undefined ? undefined : ngx_var[userVar],
@@ -268,11 +249,10 @@ function decideRequest(): string {
 
 /** The access handler of the ngx.exec pattern: decides, then ends the phase with an internal redirect to the route's location. */
 export function route(): void {
-  // Taken before deciding: decide() reads the same view without yielding first.
-  const targets = targetsOfView();
-  const route = decideRequest();
+  const rules = currentRules();
+  const route = decideRequest(rules);
   remember(route);
-  ngx_exec((targets[route] ?? targets[STABLE]!).location);
+  ngx_exec(targetOf(rules, route).location);
 }
 
 function writeUpstreamVar(this: void, name: string): void {
@@ -284,9 +264,8 @@ function writeUpstreamVar(this: void, name: string): void {
  * $gray_upstream, for `proxy_pass http://$gray_upstream` in the same location (no internal redirect).
  */
 export function route_upstream(): void {
-  const targets = targetsOfView();
-  const route = decideRequest();
-  const name = (targets[route] ?? targets[STABLE]!).upstream;
+  const rules = currentRules();
+  const name = targetOf(rules, decideRequest(rules)).upstream;
   if (upstreamVar === UpstreamVar.Declared) {
     // log() reads the route back from the variable: nothing to remember per request.
     ngx_var.gray_upstream = name;
@@ -337,22 +316,23 @@ export function status(): void {
     return;
   }
   const mc = options.memcached;
-  const view = currentView();
+  const rules = currentRules();
+  const view = rules.view;
   const canaries: Record<string, CanaryStatus> = {};
   for (const name in options.canaries) {
-    const target = targetOf(name);
+    const target = targetOf(rules, name);
     canaries[name] = { weight: 0, location: target.location, upstream: target.upstream };
   }
   for (let i = 0; i < view.owners.length; i++) {
     const c = canaries[view.owners[i]!];
-    if (c !== undefined) c.weight += (view.ends[i]! - view.starts[i]!) / 1000;
+    if (c !== undefined) c.weight += ((view.ends[i]! - view.starts[i]!) * 100) / BUCKETS;
   }
   const snapshot: Status = {
     ...totals(),
     weight: canaries[DEFAULT_CANARY]!.weight,
     ranges: view.rangeCount,
     canaries,
-    stable_target: { location: targetOf(STABLE).location, upstream: targetOf(STABLE).upstream },
+    stable_target: targetOf(rules, STABLE),
     document: documentStatus(),
     cache_dict: options.cache!.dict,
     memcached: `${mc.host}:${mc.port}`,

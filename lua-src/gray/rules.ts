@@ -47,15 +47,13 @@ export interface RuleOptions {
 }
 
 /**
- * What the rules ask; the router answers from memory (and its cache of per-IP keys), the CLI from
- * memcached.
+ * What the rules ask besides the view (the rules in force, which the caller reads once per
+ * request): the router answers from its cache of per-IP keys, the CLI from memcached.
  * @noSelf
  */
 export interface Lookups {
   /** The value under a per-IP seed key (`<prefix><ip>`), undefined when absent; asked only with ip_keys. */
   flag: (key: string) => string | undefined;
-  /** The rules in force. */
-  view: () => RulesView;
   /** Unix time in seconds, for entries that expire. */
   now: () => number;
   /** CRC-32 of the text (ngx.crc32_short in nginx, zlib's crc32 in Node). */
@@ -176,17 +174,17 @@ export function bucketOf(look: Lookups, text: string): number {
 /**
  * Routes one request. `ip` is the client address as nginx prints it; `overrideHeader` and
  * `userHeader` are the raw values of the configured headers, `cookies` the Cookie header.
- * Only a per-IP seed key (ip_keys) may ask memcached; everything else is answered by the view.
+ * Only a per-IP seed key (ip_keys) may ask memcached; everything else is answered by `view`.
  */
 export function decide(
   o: RuleOptions,
   look: Lookups,
+  view: RulesView,
   ip: string,
   overrideHeader: string | undefined,
   userHeader: string | undefined,
   cookies: string | undefined,
 ): Decision {
-  const view = look.view();
   if (o.override_header !== undefined || o.override_cookie !== undefined) {
     const forced = overrideOf(o, view, overrideHeader, cookies);
     if (forced !== undefined) return forced;

@@ -92,10 +92,20 @@ let backgroundStore!: MemcachedOptions;
 let dict: SharedDict | undefined;
 /** The pointer's copies' keys. */
 let pointerNames: string[] = [];
-let view!: RulesView;
+/**
+ * What decides, swapped whole: a request reads it once and is sent where the revision that
+ * decided it says, even if a newer one (a promote) is swapped in while it waits on a seed key.
+ */
+export interface InForce {
+  view: RulesView;
+  /** Where each route ("stable", each canary) hands requests on. */
+  targets: Record<string, RouteTarget>;
+  /** The route of each target upstream, for log() reading $gray_upstream back. */
+  upstreamRoutes: Record<string, string>;
+}
+
+let inForce!: InForce;
 let loaded: Loaded | undefined;
-let targets: Record<string, RouteTarget> = {};
-let upstreamRoutes: Record<string, string> = {};
 let lastError: string | undefined;
 let missingSince: number | undefined;
 let checkedAt: number | undefined;
@@ -123,15 +133,21 @@ function knownTarget(configured: RouteTarget[], location: string | undefined, up
   return locationKnown && (upstream === undefined || configured.some((t) => t.upstream === upstream));
 }
 
+/** What decides under this document (or none): its view and its targets. */
+function inForceOf(doc: RulesDocument | undefined): InForce {
+  const rules: InForce = { view: viewOf(doc), targets: {}, upstreamRoutes: {} };
+  buildTargets(rules, doc);
+  return rules;
+}
+
 /** Targets from the options, with the document's (a promote swaps them) where they name known ones. */
-function buildTargets(doc: RulesDocument | undefined): void {
+function buildTargets(rules: InForce, doc: RulesDocument | undefined): void {
+  const { targets, upstreamRoutes } = rules;
   const configured: Record<string, RouteTarget> = {};
   configured[STABLE] = { location: options.stable_location, upstream: options.stable_upstream };
   for (const name in options.canaries) configured[name] = options.canaries[name]!;
   const all: RouteTarget[] = [];
   for (const name in configured) all.push(configured[name]!);
-  targets = {};
-  upstreamRoutes = {};
   for (const name in configured) {
     const base = configured[name]!;
     const set = doc === undefined ? undefined : name === STABLE ? doc.stable : doc.canaries[name];
@@ -142,7 +158,7 @@ function buildTargets(doc: RulesDocument | undefined): void {
       location: known && location !== undefined ? location : base.location,
       upstream: known && upstream !== undefined ? upstream : base.upstream,
     };
-    upstreamRoutes[targets[name].upstream] = name;
+    upstreamRoutes[targets[name]!.upstream] = name;
   }
   if (doc === undefined) return;
   for (const name of doc.canaryNames) {
@@ -178,8 +194,7 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   unroutableWarned = {};
   routable = [];
   for (const name in parsed.canaries) routable.push(name);
-  view = viewOf(undefined);
-  buildTargets(undefined);
+  inForce = inForceOf(undefined);
 }
 
 /**
@@ -310,8 +325,7 @@ function adopt(p: Pointer, text: string, chunks: string[], doc: RulesDocument, s
     users: size(doc.users),
     ranges: size(doc.ranges),
   };
-  view = viewOf(doc);
-  buildTargets(doc);
+  inForce = inForceOf(doc);
   lastError = undefined;
   missingSince = undefined;
   nextTouchAt = ngx_now() + TOUCH_INTERVAL_S;
@@ -508,22 +522,23 @@ function waitForFirstLoad(): void {
   while (firstLoading && loaded === undefined && ngx_now() < until) ngx.sleep(0.002);
 }
 
-/** The rules in force, for decide(). */
-export function currentView(): RulesView {
+/** The rules in force: read once per request. */
+export function currentRules(): InForce {
   if (!started) begin();
   else if (firstLoading && loaded === undefined) waitForFirstLoad();
-  const expiry = view.nextExpiry;
-  if (expiry !== 0 && ngx_time() >= expiry) view = viewOf(loaded?.doc);
-  return view;
+  const expiry = inForce.view.nextExpiry;
+  if (expiry !== 0 && ngx_time() >= expiry) inForce = { ...inForce, view: viewOf(loaded?.doc) };
+  return inForce;
 }
 
-export function targetOf(route: string): RouteTarget {
-  return targets[route] ?? targets[STABLE]!;
-}
-
-/** The route whose target is this upstream (log() reads $gray_upstream back). */
+/** The route whose target is this upstream, under the rules in force (log() reads $gray_upstream back; it starts nothing). */
 export function routeOfUpstream(upstream: string): string | undefined {
-  return upstreamRoutes[upstream];
+  return inForce.upstreamRoutes[upstream];
+}
+
+/** The route's target under these rules (stable's for a route they do not know). */
+export function targetOf(rules: InForce, route: string): RouteTarget {
+  return rules.targets[route] ?? rules.targets[STABLE]!;
 }
 
 export function documentStatus(): DocumentStatus {

@@ -45,7 +45,7 @@ export interface StoreCounts {
   fallbacks: number;
 }
 
-/** memcached failures (connect, timeout, bad reply), by what was being done: a flag lookup, or the weight and ranges refresh. */
+/** memcached failures (connect, timeout, bad reply), by what was being done: a per-IP key lookup, or a check or load of the rules document. */
 export interface StoreErrorCounts {
   lookup: number;
   refresh: number;
@@ -326,7 +326,7 @@ export function statusPrometheus(s: Status): string {
     lines,
     "gray_store_errors_total",
     "counter",
-    "memcached failures, by operation (lookup, refresh of weight and ranges).",
+    "memcached failures, by operation (lookup of a per-IP key, refresh of the rules document).",
     STORE_ERROR_FIELDS.map((f) => [`{operation="${f}"}`, `${s.store_errors[f]}`]),
   );
   metric(lines, "gray_cache_evictions_total", "counter", "Entries the full cache dict evicted to store a lookup.", [

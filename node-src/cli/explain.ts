@@ -111,11 +111,10 @@ export async function explain(store: StoreReader, o: RouterOptions, request: Exp
   const view = buildView(doc, o.ranges, o.weight, Object.keys(o.canaries), now);
   const lookups: Lookups = {
     flag: (key) => (key === o.key_prefix + ip ? seed : undefined),
-    view: () => view,
     now: () => now,
     hash: hashText,
   };
-  const decision = decide(o, lookups, ip, overrideHeader, userHeader, cookieHeader);
+  const decision = decide(o, lookups, view, ip, overrideHeader, userHeader, cookieHeader);
   const bucket = bucketOf(lookups, user ?? ip);
   const who = user === undefined ? ip : `user ${user}`;
   return {
