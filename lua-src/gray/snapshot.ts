@@ -158,7 +158,7 @@ function buildTargets(rules: InForce, doc: RulesDocument | undefined): void {
       location: known && location !== undefined ? location : base.location,
       upstream: known && upstream !== undefined ? upstream : base.upstream,
     };
-    upstreamRoutes[targets[name]!.upstream] = name;
+    upstreamRoutes[targets[name].upstream] = name;
   }
   if (doc === undefined) return;
   for (const name of doc.canaryNames) {
