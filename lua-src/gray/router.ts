@@ -228,15 +228,12 @@ function decideRequest(rules: InForce): string {
     options.trusted_proxies.length === 0
       ? remoteAddr
       : clientIp(remoteAddr, ngx_var.http_x_real_ip, ngx_var.http_x_forwarded_for, options.trusted_proxies);
-  const decision = decide(
-    options,
-    lookups,
-    rules.view,
-    ip,
-    overrideVar === undefined ? undefined : ngx_var[overrideVar],
-    userVar === undefined ? undefined : ngx_var[userVar],
-    readCookies ? ngx_var.http_cookie : undefined,
-  );
+  // Plain locals, not expressions in the call: TypeScriptToLua would pass a conditional argument
+  // through a table built per request.
+  const override = overrideVar === undefined ? undefined : ngx_var[overrideVar];
+  const user = userVar === undefined ? undefined : ngx_var[userVar];
+  const cookies = readCookies ? ngx_var.http_cookie : undefined;
+  const decision = decide(options, lookups, rules.view, ip, override, user, cookies);
   const route = decision.route;
   count(RULE_COUNTER[decision.rule], 1);
   const header = options.debug_header;
