@@ -52,6 +52,15 @@ async function allServed(url: string, clients: string[], route: string): Promise
   return got.every((r) => r === route);
 }
 
+/**
+ * The client is routed `route` by a worker, and then by every worker: each checks the store (or
+ * the shared dict's copy another worker saved) every TTL_MS.
+ */
+async function loadedEverywhere(url: string, client: string, route: string): Promise<void> {
+  await until("loaded", TTL_MS + 1000, () => allServed(url, [client], route));
+  await sleep(TTL_MS + 100);
+}
+
 const clients = (net: string, n: number) => Array.from({ length: n }, (_, i) => `${net}.${i + 1}`);
 
 describe("the rules document in the router", () => {
@@ -107,7 +116,7 @@ describe("the rules document in the router", () => {
 
   it("after a flush, routers keep their revision, write it back, and the next edit builds on it", async () => {
     await flagIps(ctx.memcached.address, "", ["127.0.7.1", "127.0.7.2"]);
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.7.1"], "canary"));
+    await loadedEverywhere(ctx.router.url, "127.0.7.1", "canary");
     const { doc: written } = (await withStore(ctx.memcached.address, (s) => readCurrent(s, "")))!;
     await ctx.flags.flush();
     // Routing never falters while the document is gone.
@@ -127,7 +136,7 @@ describe("the rules document in the router", () => {
 
   it("a store killed mid-run and restarted empty: no flagged client ever served stable, the revision comes back", async () => {
     await flagIps(ctx.memcached.address, "", ["127.0.6.1"]);
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.6.1"], "canary"));
+    await loadedEverywhere(ctx.router.url, "127.0.6.1", "canary");
     const routes: string[] = [];
     let running = true;
     const probe = (async () => {
@@ -156,7 +165,7 @@ describe("the rules document in the router", () => {
 
   it("a torn write (chunks but no pointer) changes nothing; a pointer to a missing chunk is refused and reported", async () => {
     await flagIps(ctx.memcached.address, "", ["127.0.5.1"]);
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.5.1"], "canary"));
+    await loadedEverywhere(ctx.router.url, "127.0.5.1", "canary");
     const current = (await withStore(ctx.memcached.address, (s) => readCurrent(s, "")))!;
     const next = structuredClone(current.doc);
     next.revision = current.doc.revision + 1;
@@ -183,7 +192,7 @@ describe("the rules document in the router", () => {
     await flagIps(ctx.memcached.address, "", ["127.0.5.10"]);
     const older = (await ctx.flags.get(pointerKey("")))!;
     await flagIps(ctx.memcached.address, "", ["127.0.5.11"]);
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.5.11"], "canary"));
+    await loadedEverywhere(ctx.router.url, "127.0.5.11", "canary");
     const newer = (await ctx.flags.get(pointerKey("")))!;
     for (const key of copyKeys(pointerKey(""))) await ctx.flags.set(key, older);
     await until("every pointer copy back to the newer revision", 3000, async () => {
@@ -196,7 +205,7 @@ describe("the rules document in the router", () => {
 
   it("a document over max_rules_bytes is refused, the last revision kept", async () => {
     await flagIps(ctx.memcached.address, "", ["127.0.4.1"]);
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.4.1"], "canary"));
+    await loadedEverywhere(ctx.router.url, "127.0.4.1", "canary");
     const many = Array.from({ length: 12000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
     await flagIps(ctx.memcached.address, "", many);
     await sleep(TTL_MS + 500);
@@ -209,7 +218,7 @@ describe("the rules document in the router", () => {
   it("entries naming a canary this ctx.router does not know stay on stable, with a warning", async () => {
     await flagIps(ctx.memcached.address, "", ["127.0.3.1"], { canary: "gamma" });
     await flagIps(ctx.memcached.address, "", ["127.0.3.2"], { canary: "beta" });
-    await until("loaded", TTL_MS + 1000, () => allServed(ctx.router.url, ["127.0.3.2"], "beta"));
+    await loadedEverywhere(ctx.router.url, "127.0.3.2", "beta");
     expect(await served(ctx.router.url, "127.0.3.1")).toBe("stable");
     expect(ctx.router.errorLog()).toContain('names canary "gamma"');
   });

@@ -21,10 +21,12 @@ export const LATENCY_BOUND_MS = TIMEOUT_MS + LATENCY_MARGIN_MS;
 export const RECOVERY_BOUND_MS = 1000;
 /**
  * The router's warning rate limit (WARN_INTERVAL_S in lua-src/gray/lookups.ts and snapshot.ts): one
- * per worker per this, from each of its two warners, the per-IP lookups and the rules timer.
+ * per worker per this from each warner: the per-IP lookups, and each kind of problem the rules
+ * timer reports (ProblemKind in snapshot.ts: store, gone, older, refused, unsigned, write-back,
+ * dict, bug). A store answering garbage shows most kinds in turn.
  */
 const WARN_INTERVAL_S = 5;
-const WARNERS = 2;
+const WARNERS = 1 + 8;
 /** A store that comes back empty: one router writes its revision back, a warning and a notice. */
 const WRITE_BACK_LINES = 2;
 /**
@@ -47,8 +49,8 @@ export interface CaseResult {
   /** The fault took effect (and the case's own check held): what shows it (probe answered stable, evictions, ...). */
   faultSeen: boolean;
   evidence: string;
-  /** error.log lines written during the case, and the bound the warning rate limit allows. */
-  logLines: number;
+  /** error.log lines written during the case, and how many the warning rate limit allows. */
+  logLines: string[];
   logBound: number;
   /** Lines of error.log at error level or worse (and global writes): none expected. */
   logProblems: string[];
@@ -111,7 +113,7 @@ export async function runChaosCase(bed: ChaosBed, chaos: ChaosCase, seconds: num
       recoveryMs,
       faultSeen: evidence.seen,
       evidence: evidence.text,
-      logLines: log.split("\n").filter((l) => l.trim() !== "").length,
+      logLines: log.split("\n").filter((l) => l.trim() !== ""),
       // Each worker's warners warn on their first failure, then at most once per interval; and a write-back.
       logBound: WARNERS * WORKERS * (Math.ceil(caseSeconds / WARN_INTERVAL_S) + 1) + WRITE_BACK_LINES,
       logProblems: logProblems(log),
@@ -170,7 +172,8 @@ export function missedBars(r: CaseResult): string[] {
     problems.push(
       `the client flagged in the rules document was not canary ${r.documentNotCanary}× of ${r.documentAnswers}`,
     );
-  if (r.logLines > r.logBound) problems.push(`${r.logLines} error.log lines > ${r.logBound}`);
+  if (r.logLines.length > r.logBound)
+    problems.push(`${r.logLines.length} error.log lines > ${r.logBound}:\n${r.logLines.join("\n")}`);
   if (r.logProblems.length > 0) problems.push(`error.log: ${r.logProblems.slice(0, 3).join(" / ")}`);
   const connections = Math.max(r.maxStoreConnections, r.storeConnectionsAfter);
   if (connections > WORKERS * POOL_SIZE)

@@ -13,7 +13,7 @@ const COLUMNS: Column<ChaosRow>[] = [
   { title: "p99 ms", numeric: true, cell: (r) => r.result.summary.p99Ms.toFixed(1) },
   { title: "max ms", numeric: true, cell: (r) => r.result.summary.maxMs.toFixed(1) },
   { title: "recovery ms", numeric: true, cell: (r) => r.result.recoveryMs?.toFixed(0) ?? "none" },
-  { title: "log lines", numeric: true, cell: (r) => `${r.result.logLines} (≤ ${r.result.logBound})` },
+  { title: "log lines", numeric: true, cell: (r) => `${r.result.logLines.length} (≤ ${r.result.logBound})` },
   { title: "store conns max", numeric: true, cell: (r) => r.result.maxStoreConnections },
   {
     title: "RssAnon KiB before → after",

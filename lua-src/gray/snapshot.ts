@@ -116,8 +116,7 @@ let loading = false;
 /** The worker's first load runs (a request's): the worker's other requests wait for it, bounded. */
 let firstLoading = false;
 let nextTouchAt = 0;
-let nextWarnAt = 0;
-let lastWarnedKind: ProblemKind | undefined;
+const nextWarnAt: Partial<Record<ProblemKind, number>> = {};
 let unroutableWarned: Record<string, boolean> = {};
 
 /** The canaries this router can send to: its options name them. */
@@ -198,18 +197,18 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
 }
 
 /**
- * What kind of thing is wrong: a warning is repeated at most every few seconds while the kind stays
- * the same, whatever its text (a store answering garbage varies it with every reply).
+ * What kind of thing is wrong: each kind is warned at most once every few seconds, whatever its
+ * text (a store answering garbage varies it with every reply) and however the kinds alternate (a
+ * garbage store makes a pointer look gone, then a write-back fail, then a read fail, ...).
  */
 type ProblemKind = "store" | "gone" | "older" | "refused" | "unsigned" | "write-back" | "dict" | "bug";
 
-/** Something is wrong with the store's copy: remembered for /gray/status, warned when its kind changes or every few seconds. */
+/** Something is wrong with the store's copy: remembered for /gray/status, warned at most every few seconds per kind. */
 function problem(kind: ProblemKind, message: string): void {
   const now = ngx_now();
   lastError = message;
-  if (kind === lastWarnedKind && now < nextWarnAt) return;
-  lastWarnedKind = kind;
-  nextWarnAt = now + WARN_INTERVAL_S;
+  if (now < (nextWarnAt[kind] ?? 0)) return;
+  nextWarnAt[kind] = now + WARN_INTERVAL_S;
   ngx_log(ngx.WARN, "gray.router: ", message);
 }
 
@@ -336,7 +335,10 @@ function saveCopy(): void {
   if (dict === undefined || loaded === undefined) return;
   const [current] = dict.get(DICT_POINTER);
   if (current === loaded.pointerText) return;
+  const old = typeof current === "string" ? parsePointer(current) : undefined;
   const p = loaded.pointer;
+  // Another worker saved a newer revision while this one loaded: that copy stays.
+  if (old !== undefined && old.revision > p.revision) return;
   for (let i = 0; i < loaded.chunks.length; i++) {
     const [ok, why] = dict.safe_set(dictChunkKey(p, i), loaded.chunks[i]!);
     if (!ok) {
@@ -348,16 +350,19 @@ function saveCopy(): void {
     }
   }
   dict.safe_set(DICT_POINTER, loaded.pointerText);
-  const old = typeof current === "string" ? parsePointer(current) : undefined;
   if (old !== undefined) for (let i = 0; i < old.crcs.length; i++) dict.delete(dictChunkKey(old, i));
 }
 
-/** The shared dict's copy, when there is one that checks out. */
-function loadCopy(): boolean {
+/**
+ * The shared dict's copy, when there is one that checks out and is newer than `newerThan`: a
+ * worker's first load, and on each check a revision another worker of this nginx already loaded
+ * (taken without a round trip, and also while the store is unreachable).
+ */
+function loadCopy(newerThan = -1): boolean {
   if (dict === undefined) return false;
   const [text] = dict.get(DICT_POINTER);
   const p = typeof text === "string" ? parsePointer(text) : undefined;
-  if (p === undefined) return false;
+  if (p === undefined || p.revision <= newerThan) return false;
   const chunks: (string | undefined)[] = [];
   for (let i = 0; i < p.crcs.length; i++) {
     const [chunk] = dict.get(dictChunkKey(p, i));
@@ -433,6 +438,7 @@ function touchChunks(now: number): void {
 /** One check of the pointer's copies, and a load when the newest names a newer revision. */
 function refresh(): void {
   const now = ngx_now();
+  if (loaded !== undefined) loadCopy(loaded.pointer.revision);
   const [values, failure] = fetchMany(store, connect, pointerNames);
   if (values === undefined)
     return storeProblem(`memcached ${options.memcached.host}:${options.memcached.port}: ${failure}; ${keeping()}`);

@@ -5,6 +5,7 @@
  * makes its receive() raise "bad pattern argument", which would otherwise abort the request with a 500.
  */
 import type { Credentials, MemcachedOptions } from "./options.ts";
+import { printable } from "./text.ts";
 
 /** OpenResty ships resty.memcached; Debian ships the same library as nginx.memcached. */
 function loadMemcached(): MemcachedModule {
@@ -74,13 +75,14 @@ function session<A extends unknown[], T>(
     const refused = authenticate(client, credentials);
     if (refused !== undefined) {
       client.close();
-      return $multi(undefined, refused);
+      return $multi(undefined, printable(refused));
     }
   }
   const [ran, result, failure] = guarded(work, client, ...args);
   if (!ran || failure !== undefined) {
     client.close();
-    return $multi(undefined, ran ? failure : `${result}`);
+    // The store's own words are quoted in warnings: a garbage reply must not reach error.log raw.
+    return $multi(undefined, printable(ran ? failure! : `${result}`));
   }
   if (connect.pool_size === undefined) client.close();
   else client.set_keepalive(options.keepalive_ms, connect.pool_size);
