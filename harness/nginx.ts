@@ -30,15 +30,13 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
 
 /** Lines of error.log that a healthy router never writes: error level or worse, writes to Lua globals, raw bytes in its own lines. */
 export function logProblems(log: string): string[] {
-  return log
-    .split("\n")
-    .filter(
-      (l) =>
-        /\[(error|crit|alert|emerg)\]/.test(l) ||
-        /writing a global Lua variable/.test(l) ||
-        // The router quotes what the store said: never as raw bytes.
-        (l.includes("gray.router:") && /[^\x20-\x7e\t]/.test(l)),
-    );
+  return log.split("\n").filter(
+    (l) =>
+      /\[(error|crit|alert|emerg)\]/.test(l) ||
+      /writing a global Lua variable/.test(l) ||
+      // The router quotes what the store said: never as raw bytes.
+      (l.includes("gray.router:") && /[^\x20-\x7e\t]/.test(l)),
+  );
 }
 
 /** Worker pids that error.log shows started and not exited since (host pids on both runtimes). */
