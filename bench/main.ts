@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N] [--help]
+ *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,fleet] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
@@ -23,12 +23,14 @@ import { freePort } from "../harness/net.ts";
 import { LUA_DIR, LUA_SHIM_DIR, ROOT } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
+import { workersOf } from "../harness/proc.ts";
 import { backend } from "../harness/stack.ts";
 import { NO_IP_KEYS_SERIES, growth } from "./growth.ts";
 import { type Goal, compareVariants, fmt } from "./compare.ts";
-import { type Bed, type RoundPlan, startNginx, startVariant, table } from "./measure.ts";
+import { type Bed, type RoundPlan, pinAside, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
+import { pathCost } from "./path.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
@@ -41,14 +43,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,fleet" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,fleet" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,histogram,fleet] [--requests N]
+                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,fleet] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
@@ -58,6 +60,7 @@ parts (default: all of them, in this order):
   profile  where a worker's time goes, sampled with perf (when linux-perf is installed)
   helpers  the TypeScriptToLua helpers on the request path, timed
   histogram  the log line's counting with and without the latency histogram, timed
+  path     route_upstream() and log() themselves, timed per call in nginx's LuaJIT
   fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
   process.exit(0);
 }
@@ -114,6 +117,7 @@ async function main(): Promise<number> {
   const stable = await freePort();
   const canary = await freePort();
   const backends = await startNginx(runtime, [...backend("stable", stable), ...backend("canary", canary)], stable);
+  pinAside(await workersOf(backends));
   const luaPaths = runtime.flavour === "debian" ? [LUA_DIR, LUA_SHIM_DIR] : [LUA_DIR];
   const bed: Bed = { runtime, luaPaths, ports: { stable, canary, memcached: memcached.port } };
   const result: Record<string, unknown> = { machine: machine(runtime), load: LOAD };
@@ -287,6 +291,13 @@ async function main(): Promise<number> {
       result.histogram = h;
       console.log(
         `\nThe log line's counting (ns per request, nginx's LuaJIT): ${fmt(h.without)} without the latency histogram, ${fmt(h.with)} with it`,
+      );
+    }
+    if (PARTS.has("path")) {
+      const p = await pathCost(runtime, luaPaths, memcached.port);
+      result.path = p;
+      console.log(
+        `\nThe router's work per request (ns per call, nginx's LuaJIT): route_upstream() ${fmt(p.routeCached, 0)} with a cached seed-key lookup, ${fmt(p.routeNoIpKeys, 0)} with ip_keys = false; log() ${fmt(p.log, 0)}`,
       );
     }
     if (PARTS.has("fleet")) {

@@ -10,7 +10,7 @@ import { LUA_DIR, LUA_SHIM_DIR } from "../harness/paths.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { markdownTable } from "../harness/table.ts";
 import { renderMain } from "../node-src/nginx-conf.ts";
-import { cpuSeconds, workersOf } from "../harness/proc.ts";
+import { cpuLayout, cpuSeconds, pin, workersOf } from "../harness/proc.ts";
 import type { Variant, VariantPorts } from "./variants.ts";
 import { type WrkResult, wrk } from "./wrk.ts";
 
@@ -43,10 +43,16 @@ export async function startNginx(runtime: Runtime, http: string[], port: number,
 
 /**
  * Runs a Lua chunk that times something inside nginx's own LuaJIT (as a content handler, with
- * the router's modules on the path and a shared dict `dict`) and returns the JSON it prints: the
- * first run compiles the traces, the second is the one read.
+ * the router's modules on the path, a shared dict `dict`, and `location` directives before the
+ * handler) and returns the JSON it prints: the first run compiles the traces, the second is the one read.
  */
-export async function timedInNginx<T>(runtime: Runtime, luaPaths: string[], dict: string, chunk: string): Promise<T> {
+export async function timedInNginx<T>(
+  runtime: Runtime,
+  luaPaths: string[],
+  dict: string,
+  chunk: string,
+  location: string[] = [],
+): Promise<T> {
   const port = await freePort();
   const nginx = await startNginx(
     runtime,
@@ -55,7 +61,7 @@ export async function timedInNginx<T>(runtime: Runtime, luaPaths: string[], dict
       `lua_shared_dict ${dict};`,
       "server {",
       `    listen 127.0.0.1:${port};`,
-      `    location / { content_by_lua_block { ${chunk} } }`,
+      `    location / { ${location.join(" ")} content_by_lua_block { ${chunk} } }`,
       "}",
     ],
     port,
@@ -81,10 +87,24 @@ export async function startVariant(bed: Bed, http: Variant["http"], workers = 1)
   return startNginx(bed.runtime, http(bed.luaPaths, { ...bed.ports, listen }), listen, workers);
 }
 
+const LAYOUT = cpuLayout();
+
+/** Keeps the backends (and anything else serving the load) off the measured workers' CPU. */
+export function pinAside(pids: number[]): void {
+  if (LAYOUT !== undefined) pin(pids, LAYOUT.others);
+}
+
 export async function measureOnce(target: BenchTarget, seconds: number, connections: number): Promise<Sample> {
   const pids = await workersOf(target.nginx, target.workers);
+  if (LAYOUT !== undefined) pin(pids, LAYOUT.measured);
   const before = cpuSeconds(pids);
-  const r = await wrk({ url: `${target.nginx.url}/`, seconds, connections, script: target.script });
+  const r = await wrk({
+    url: `${target.nginx.url}/`,
+    seconds,
+    connections,
+    script: target.script,
+    cpus: LAYOUT?.others,
+  });
   return { ...r, cpuUs: ((cpuSeconds(pids) - before) * 1e6) / Math.max(r.requests, 1) };
 }
 

@@ -20,6 +20,8 @@ export interface WrkRun {
   seconds: number;
   connections: number;
   script?: string;
+  /** Run wrk on these CPUs only (taskset's list syntax). */
+  cpus?: string;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60000 };
@@ -65,7 +67,8 @@ export function wrk(run: WrkRun): Promise<WrkResult> {
   }
   args.push(run.url);
   return new Promise((resolve, reject) => {
-    execFile("wrk", args, { timeout: (run.seconds + 30) * 1000 }, (err, stdout, stderr) => {
+    const [command, argv] = run.cpus === undefined ? ["wrk", args] : ["taskset", ["-c", run.cpus, "wrk", ...args]];
+    execFile(command, argv, { timeout: (run.seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`wrk failed: ${err.message}\n${stderr}`));
       else resolve(parseWrk(stdout));
     });
