@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,fleet] [--requests N] [--help]
+ *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
@@ -31,6 +31,7 @@ import { type Bed, type RoundPlan, pinAside, startNginx, startVariant, table } f
 import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
 import { pathCost } from "./path.ts";
+import { lockedStoreCost } from "./locked.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
@@ -43,14 +44,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,fleet" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,fleet] [--requests N]
+                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
@@ -61,6 +62,7 @@ parts (default: all of them, in this order):
   helpers  the TypeScriptToLua helpers on the request path, timed
   histogram  the log line's counting with and without the latency histogram, timed
   path     route_upstream() and log() themselves, timed per call in nginx's LuaJIT
+  locked   a seed-key lookup per request and a cached client, against an open, an authenticated and a TLS store
   fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
   process.exit(0);
 }
@@ -299,6 +301,22 @@ async function main(): Promise<number> {
       console.log(
         `\nThe router's work per request (ns per call, nginx's LuaJIT): route_upstream() ${fmt(p.routeCached, 0)} with a cached seed-key lookup, ${fmt(p.routeNoIpKeys, 0)} with ip_keys = false; log() ${fmt(p.log, 0)}`,
       );
+    }
+    if (PARTS.has("locked")) {
+      const locked = await lockedStoreCost(bed, LOAD);
+      result.locked = locked.rows;
+      console.log(
+        `\nA locked store: the router's CPU per request against each kind of memcached (${LOAD.rounds} rounds)\n`,
+      );
+      console.log(locked.table);
+      const cpu = (store: string, clients: string) =>
+        locked.rows.find((r) => r.store.startsWith(store) && r.clients.startsWith(clients))!.cpuUs;
+      const loginCost = cpu("-Y", "a new") - cpu("open", "a new");
+      targets.push({
+        name: "authentication: a lookup per request costs what it does on an open store (within 2 µs)",
+        value: loginCost,
+        met: loginCost <= 2,
+      });
     }
     if (PARTS.has("fleet")) {
       const f = await fleetStoreLoad(runtime, LOAD.seconds * 2);

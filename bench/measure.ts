@@ -34,10 +34,16 @@ export interface RoundPlan {
   connections: number;
 }
 
-/** One nginx with `workers` workers around these http-context lines, listening on `port`. */
-export async function startNginx(runtime: Runtime, http: string[], port: number, workers = 1): Promise<NginxServer> {
+/** One nginx with `workers` workers around these http-context lines, listening on `port`, reading files under `paths` too. */
+export async function startNginx(
+  runtime: Runtime,
+  http: string[],
+  port: number,
+  workers = 1,
+  paths: string[] = [],
+): Promise<NginxServer> {
   const nginx = NginxServer.prepare(renderMain({ flavour: runtime.flavour, workers, http }), port);
-  await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
+  await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR, ...paths]);
   return nginx;
 }
 
@@ -82,9 +88,14 @@ export interface Bed {
 }
 
 /** A variant's http lines in an nginx of their own, on a free port. */
-export async function startVariant(bed: Bed, http: Variant["http"], workers = 1): Promise<NginxServer> {
+export async function startVariant(
+  bed: Bed,
+  http: Variant["http"],
+  workers = 1,
+  paths: string[] = [],
+): Promise<NginxServer> {
   const listen = await freePort();
-  return startNginx(bed.runtime, http(bed.luaPaths, { ...bed.ports, listen }), listen, workers);
+  return startNginx(bed.runtime, http(bed.luaPaths, { ...bed.ports, listen }), listen, workers, paths);
 }
 
 const LAYOUT = cpuLayout();
