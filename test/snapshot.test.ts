@@ -65,9 +65,9 @@ async function loadedEverywhere(url: string, client: string, route: string): Pro
 const clients = (net: string, n: number) => Array.from({ length: n }, (_, i) => `${net}.${i + 1}`);
 
 describe.each([
-  { store: "open", locked: false },
-  { store: "locked (-Y credentials, -Z TLS)", locked: true },
-])("$store store", ({ locked }) => {
+  ["open", false],
+  ["locked (-Y credentials, -Z TLS)", true],
+])("%s store", (_store, locked) => {
   describe("the rules document in the router", () => {
     const ctx = useOwnStore({
       workers: 2,
