@@ -1,7 +1,9 @@
 /** A memcached server on 127.0.0.1 that tests can stop, start again, and pause. */
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
+import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import { dirname } from "node:path";
+import { type Credentials, parseAuthFile } from "../lua-src/gray/options.ts";
 import { freePort } from "./net.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
 
@@ -68,32 +70,18 @@ export class MemcachedServer {
     await this.stop();
   }
 
-  /** One text-protocol command on a connection of its own; resolves with the reply once it ends with `end`. */
+  /** One text-protocol command on a connection of its own, logged in and over TLS as the server asks. */
   private ask(command: string, end: RegExp): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const target = { host: this.host, port: this.port };
-      const send = () => socket.write(`${command}\r\n`);
-      // The harness checks its own server: which certificate it shows is the tests' business.
-      const socket = this.options.tls
-        ? tlsConnect({ ...target, rejectUnauthorized: false }, send)
-        : connect(target, send);
-      let text = "";
-      socket.on("data", (d) => {
-        text += String(d);
-        if (!end.test(text)) return;
-        socket.destroy();
-        resolve(text);
-      });
-      socket.on("error", reject);
-    });
+    const file = this.options.authFile;
+    const auth = file === undefined ? undefined : credentialsOf(file);
+    // The harness checks its own server: which certificate it shows is the tests' business.
+    const tls = this.options.tls ? { rejectUnauthorized: false } : undefined;
+    return askMemcached({ host: this.host, port: this.port }, command, end, { auth, tls });
   }
 
   /** Its `stats` (cmd_get, curr_items, ...), as text values. */
   async stats(): Promise<Record<string, string>> {
-    const text = await this.ask("stats", /END\r\n$/);
-    const out: Record<string, string> = {};
-    for (const m of text.matchAll(/^STAT (\S+) (\S+)\r$/gm)) out[m[1]!] = m[2]!;
-    return out;
+    return parseStats(await this.ask("stats", /END\r\n$/));
   }
 
   /** flush_all, sent to this node itself (nutcracker does not forward it). */
@@ -110,4 +98,71 @@ export class MemcachedServer {
   async resume(): Promise<void> {
     await this.process?.signal("SIGCONT");
   }
+}
+
+/** The first user:password of a memcached -Y file. */
+export function credentialsOf(file: string): Credentials {
+  const parsed = parseAuthFile(readFileSync(file, "utf8"));
+  if (typeof parsed === "string") throw new Error(`${file}: ${parsed}`);
+  return parsed;
+}
+
+/** How to reach a locked memcached: -Y's credentials, -Z's TLS (Node's options: ca, servername, ...). */
+export interface MemcachedLock {
+  auth?: Credentials;
+  tls?: ConnectionOptions;
+}
+
+/** `stats`' STAT lines as name → value. */
+export function parseStats(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/^STAT (\S+) (\S+)\r$/gm)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+const LOGGED_IN = "STORED\r\n";
+
+/**
+ * One text-protocol command on a connection of its own; resolves with the reply once it ends with
+ * `end`. With credentials, the -Y login (a set whose data is "<user> <password>") goes first, on
+ * the same connection, and its STORED is not part of the reply; anything else it answers rejects.
+ */
+export function askMemcached(
+  target: { host: string; port: number },
+  command: string,
+  end: RegExp,
+  lock: MemcachedLock = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const login =
+      lock.auth === undefined
+        ? ""
+        : `set gray-auth 0 0 ${Buffer.byteLength(`${lock.auth.user} ${lock.auth.password}`)}\r\n` +
+          `${lock.auth.user} ${lock.auth.password}\r\n`;
+    const send = () => socket.write(`${login}${command}\r\n`);
+    const socket = lock.tls ? tlsConnect({ ...target, ...lock.tls }, send) : connect(target, send);
+    let text = "";
+    socket.on("data", (d) => {
+      text += String(d);
+      let reply = text;
+      if (login !== "") {
+        if (!text.startsWith(LOGGED_IN)) {
+          if (text.length < LOGGED_IN.length && LOGGED_IN.startsWith(text)) return;
+          socket.destroy();
+          reject(new Error(`memcached at ${target.host}:${target.port}: login refused: ${JSON.stringify(text)}`));
+          return;
+        }
+        reply = text.slice(LOGGED_IN.length);
+      }
+      if (!end.test(reply)) return;
+      socket.destroy();
+      resolve(reply);
+    });
+    socket.on("error", reject);
+    socket.on("close", () =>
+      reject(
+        new Error(`memcached at ${target.host}:${target.port}: ${command}: closed, after ${JSON.stringify(text)}`),
+      ),
+    );
+  });
 }

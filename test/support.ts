@@ -2,17 +2,21 @@
  * What integration tests share: the runtime picked by global setup, the shared memcached,
  * and a router started per file. Cases are data, in the spirit of Test::Nginx.
  */
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, expect, inject } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
 import { type Ask, closeAgents, get } from "../harness/http.ts";
-import { MemcachedServer } from "../harness/memcached.ts";
+import { type MemcachedLock, MemcachedServer, type MemcachedServerOptions } from "../harness/memcached.ts";
 import { logProblems } from "../harness/nginx.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { createRuntime } from "../harness/pick-runtime.ts";
 import { clearRules } from "../harness/rules.ts";
 import { RouterStack, type RouterStackOptions } from "../harness/stack.ts";
-import { AdminStore } from "../node-src/cli/store.ts";
+import { SERVER_NAME, type TestCertificates, makeCertificates } from "../harness/tls.ts";
+import { AdminStore, useStoreDefaults } from "../node-src/cli/store.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
+import type { LuaValue } from "../node-src/lua-literal.ts";
 
 export type Route = "stable" | "canary";
 
@@ -106,16 +110,103 @@ export async function untilLoaded(router: RouterStack, revision: number, strict 
 }
 
 /**
- * A router on a memcached of its own (one a test may stop, kill or pause), with a FlagStore on it,
- * for the describe block; stopped after it.
+ * How a test reaches its own memcached: "open" as on the shared one, or "locked" with -Y
+ * (credentials) and -Z (TLS, the harness's throwaway CA): the same test then runs against either.
  */
-export function useOwnStore(config: Omit<RouterStackOptions, "runtime" | "memcached">) {
-  const ctx = {} as { memcached: MemcachedServer; router: RouterStack; flags: FlagStore };
+export interface StoreAccess {
+  mode: "open" | "locked";
+  /** MemcachedServer.start's options: -Y and -Z, or none. */
+  server: MemcachedServerOptions;
+  /** What the test process's own clients (AdminStore, FlagStore) send: credentials and TLS, or nothing. */
+  client: MemcachedLock;
+  /** A router's config with what it needs for the lock: memcached.auth_file, tls, server_name; the CA as lua_ssl_trusted_certificate; the directory mounted. */
+  router(config: RouterStackOptions): RouterStackOptions;
+  /** The CLI's environment for this store (GRAY_MEMCACHED and, locked, GRAY_MEMCACHED_AUTH_FILE, _TLS, _CA_FILE, _SERVER_NAME). */
+  cliEnv(address: string): Record<string, string>;
+}
+
+const OPEN: StoreAccess = {
+  mode: "open",
+  server: {},
+  client: {},
+  router: (config) => config,
+  cliEnv: (address) => ({ GRAY_MEMCACHED: address }),
+};
+
+let certificates: TestCertificates | undefined;
+
+/** A lock of its own: certificates made once per test file, an auth file beside them (all readable by memcached's user). */
+function lockedAccess(): StoreAccess {
+  certificates ??= makeCertificates();
+  const certs = certificates;
+  const authFile = join(certs.dir, "auth");
+  const user = "ops";
+  const password = "locked-store-pass";
+  writeFileSync(authFile, `${user}:${password}\n`);
+  chmodSync(authFile, 0o644);
+  return {
+    mode: "locked",
+    server: { authFile, tls: { cert: certs.cert, key: certs.key } },
+    client: { auth: { user, password }, tls: { ca: readFileSync(certs.ca, "utf8"), servername: SERVER_NAME } },
+    router: (config) => {
+      const options = config.options ?? {};
+      const memcached = (options.memcached ?? {}) as Record<string, LuaValue>;
+      return {
+        ...config,
+        options: { ...options, memcached: { ...memcached, auth_file: authFile, tls: true, server_name: SERVER_NAME } },
+        paths: [...(config.paths ?? []), certs.dir],
+        httpExtra: (ports) => [
+          ...(config.httpExtra?.(ports) ?? []),
+          `lua_ssl_trusted_certificate ${certs.ca};`,
+          "lua_ssl_verify_depth 2;",
+        ],
+      };
+    },
+    cliEnv: (address) => ({
+      GRAY_MEMCACHED: address,
+      GRAY_MEMCACHED_AUTH_FILE: authFile,
+      GRAY_MEMCACHED_TLS: "1",
+      GRAY_MEMCACHED_CA_FILE: certs.ca,
+      GRAY_MEMCACHED_SERVER_NAME: SERVER_NAME,
+    }),
+  };
+}
+
+/**
+ * The store access for the describe block; locked, the test process's AdminStores (withStore, the
+ * harness/rules.ts helpers) log in and speak TLS by default for the block (useStoreDefaults, as
+ * the CLI's flags do), and go back to none after it.
+ */
+export function useStoreAccess(locked: boolean): StoreAccess {
+  const access = locked ? lockedAccess() : OPEN;
+  if (locked) {
+    beforeAll(() => useStoreDefaults(access.client));
+    afterAll(() => useStoreDefaults({}));
+  }
+  return access;
+}
+
+/**
+ * A router on a memcached of its own (one a test may stop, kill or pause), with a FlagStore on it,
+ * for the describe block; stopped after it. `locked`: memcached with -Y and -Z, the router, the
+ * FlagStore and the block's AdminStores configured for it (useStoreAccess), `cliEnv` for `gray`.
+ */
+export function useOwnStore(config: Omit<RouterStackOptions, "runtime" | "memcached"> & { locked?: boolean }) {
+  const { locked = false, ...stack } = config;
+  const access = useStoreAccess(locked);
+  const ctx = { access } as {
+    memcached: MemcachedServer;
+    router: RouterStack;
+    flags: FlagStore;
+    access: StoreAccess;
+    cliEnv: Record<string, string>;
+  };
   beforeAll(async () => {
     const runtime = await testRuntime();
-    ctx.memcached = await MemcachedServer.start(runtime);
-    ctx.router = await RouterStack.start({ ...config, runtime, memcached: ctx.memcached });
-    ctx.flags = new FlagStore(ctx.memcached.address);
+    ctx.memcached = await MemcachedServer.start(runtime, access.server);
+    ctx.router = await RouterStack.start(access.router({ ...stack, runtime, memcached: ctx.memcached }));
+    ctx.flags = new FlagStore(ctx.memcached.address, access.client);
+    ctx.cliEnv = access.cliEnv(ctx.memcached.address);
   });
   afterAll(async () => {
     ctx.flags?.close();

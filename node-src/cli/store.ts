@@ -126,13 +126,13 @@ export class AdminStore {
   private store(
     verb: "set" | "add" | "cas",
     key: string,
-    value: string,
+    value: string | Buffer,
     ttlSeconds: number,
     cas: string | undefined,
     accepted: readonly StatusWord[],
   ) {
     assertKey(key);
-    const data = Buffer.from(value, "utf8");
+    const data = typeof value === "string" ? Buffer.from(value, "utf8") : value;
     const line = `${verb} ${key} 0 ${this.expiry(ttlSeconds)} ${data.length}${cas === undefined ? "" : ` ${cas}`}`;
     return this.ask(`${verb} ${key}`, "not written", async () => {
       const reply = await this.connection.status(line, data, ["STORED", "NOT_STORED", "EXISTS", "NOT_FOUND"]);
@@ -154,8 +154,8 @@ export class AdminStore {
     return found === undefined ? undefined : { value: found.value.toString("utf8"), cas: found.cas! };
   }
 
-  /** Resolves only once the server answered STORED. */
-  async set(key: string, value: string, ttlSeconds = 0): Promise<void> {
+  /** Resolves only once the server answered STORED. A string goes as UTF-8, a Buffer as its bytes. */
+  async set(key: string, value: string | Buffer, ttlSeconds = 0): Promise<void> {
     await this.store("set", key, value, ttlSeconds, undefined, ["STORED"]);
   }
 
