@@ -1,5 +1,6 @@
 /** A memcached server on 127.0.0.1 that tests can stop, start again, and pause. */
 import { connect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { dirname } from "node:path";
 import { freePort } from "./net.ts";
 import type { Runtime, ServerProcess } from "./runtime.ts";
@@ -14,6 +15,8 @@ export interface MemcachedServerOptions {
   ipv6?: boolean;
   /** -Y: text-protocol authentication with this file's user:password lines (readable by the server's user). */
   authFile?: string;
+  /** -Z: TLS only, with this certificate and key (readable by the server's user); the harness's own commands speak TLS too. */
+  tls?: { cert: string; key: string };
 }
 
 export class MemcachedServer {
@@ -47,7 +50,10 @@ export class MemcachedServer {
     if (this.options.maxConnections !== undefined) args.push("-c", String(this.options.maxConnections), "-t", "1");
     const auth = this.options.authFile;
     if (auth !== undefined) args.push("-Y", auth);
-    this.process = await this.runtime.spawn("memcached", args, { port: this.port, paths: auth ? [dirname(auth)] : [] });
+    const tls = this.options.tls;
+    if (tls !== undefined) args.push("-Z", "-o", `ssl_chain_cert=${tls.cert},ssl_key=${tls.key}`);
+    const paths = [auth, tls?.cert, tls?.key].filter((f) => f !== undefined).map((f) => dirname(f));
+    this.process = await this.runtime.spawn("memcached", args, { port: this.port, paths: [...new Set(paths)] });
   }
 
   async stop(): Promise<void> {
@@ -65,7 +71,12 @@ export class MemcachedServer {
   /** One text-protocol command on a connection of its own; resolves with the reply once it ends with `end`. */
   private ask(command: string, end: RegExp): Promise<string> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: this.host, port: this.port }, () => socket.write(`${command}\r\n`));
+      const target = { host: this.host, port: this.port };
+      const send = () => socket.write(`${command}\r\n`);
+      // The harness checks its own server: which certificate it shows is the tests' business.
+      const socket = this.options.tls
+        ? tlsConnect({ ...target, rejectUnauthorized: false }, send)
+        : connect(target, send);
       let text = "";
       socket.on("data", (d) => {
         text += String(d);

@@ -16,6 +16,11 @@ const BAD: { options: ConfigureTable; names: string }[] = [
   { options: { memcached: { pool_size: 1.5 } }, names: "memcached.pool_size" },
   { options: { memcached: { host: "" } }, names: "memcached.host" },
   { options: { memcached: "127.0.0.1:11211" }, names: "memcached" },
+  { options: { memcached: { tls: "on" } }, names: "memcached.tls" },
+  { options: { memcached: { tls: true, tls_verify: 0 } }, names: "memcached.tls_verify" },
+  { options: { memcached: { tls: true, server_name: "a b" } }, names: "memcached.server_name" },
+  { options: { memcached: { server_name: "cache.internal" } }, names: "memcached.server_name needs memcached.tls" },
+  { options: { memcached: { tls_verify: false } }, names: "memcached.tls_verify needs memcached.tls" },
   { options: { key_prefix: "gray key:" }, names: "key_prefix" },
   { options: { key_prefix: "x".repeat(300) }, names: "key_prefix" },
   { options: { stable_location: "client" }, names: "stable_location" },
@@ -44,6 +49,16 @@ describe("option validation (the same code, as JavaScript)", () => {
       canary_value: "1",
       trusted_proxies: [],
       debug_header: undefined,
+    });
+  });
+
+  it("TLS: off by default; on, it verifies and names the host unless told otherwise", () => {
+    expect(parseOptions({})).toMatchObject({ memcached: { tls: undefined } });
+    expect(parseOptions({ memcached: { host: "cache.internal", tls: true } })).toMatchObject({
+      memcached: { tls: { server_name: "cache.internal", verify: true } },
+    });
+    expect(parseOptions({ memcached: { tls: true, server_name: "localhost", tls_verify: false } })).toMatchObject({
+      memcached: { tls: { server_name: "localhost", verify: false } },
     });
   });
 

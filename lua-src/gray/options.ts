@@ -23,6 +23,15 @@ export interface MemcachedOptions {
   auth_file: string | undefined;
   /** What configure() read from auth_file: sent on each new connection, never logged or shown. */
   credentials: Credentials | undefined;
+  /** TLS to memcached (its -Z): a handshake on each new connection, pooled connections reuse it. */
+  tls: TlsOptions | undefined;
+}
+
+export interface TlsOptions {
+  /** Sent as SNI and checked against the certificate (with verify); the host by default. */
+  server_name: string;
+  /** Verify memcached's certificate against lua_ssl_trusted_certificate (on unless turned off). */
+  verify: boolean;
 }
 
 export interface CacheOptions {
@@ -177,6 +186,9 @@ const MEMCACHED_KEYS: Record<string, boolean> = {
   pool_size: true,
   keepalive_ms: true,
   auth_file: true,
+  tls: true,
+  server_name: true,
+  tls_verify: true,
 };
 const ROUTER_KEYS: Record<string, boolean> = {
   memcached: true,
@@ -273,6 +285,19 @@ function canaryTable(value: unknown, defaults: CanaryTargets): Record<string, Ca
 }
 
 /** Turns what the user wrote into options, or returns the message that names the first bad one. */
+/** memcached.tls, server_name and tls_verify: the last two mean nothing without the first, so they require it. */
+function parseTls(mc: Raw, host: string): TlsOptions | undefined | string {
+  const on = mc.tls === undefined ? false : mc.tls;
+  if (typeof on !== "boolean") return invalid("memcached.tls", "true or false", on);
+  const verify = mc.tls_verify === undefined ? true : mc.tls_verify;
+  if (typeof verify !== "boolean") return invalid("memcached.tls_verify", "true or false", verify);
+  const name = mc.server_name === undefined ? host : hostName(mc.server_name);
+  if (name === undefined) return invalid("memcached.server_name", "a non-empty string without spaces", mc.server_name);
+  if (!on && (mc.server_name !== undefined || mc.tls_verify !== undefined))
+    return `gray.router: option memcached.${mc.server_name !== undefined ? "server_name" : "tls_verify"} needs memcached.tls = true`;
+  return on ? { server_name: name, verify } : undefined;
+}
+
 export function parseOptions(input: unknown): RouterOptions | string {
   const raw: Raw = input === undefined ? {} : (input as Raw);
   if (!isTable(input) && input !== undefined) return invalid("(the argument of configure)", "a table", input);
@@ -297,6 +322,8 @@ export function parseOptions(input: unknown): RouterOptions | string {
   const authFile = mc.auth_file;
   if (authFile !== undefined && (typeof authFile !== "string" || authFile.length === 0 || !isKeySafe(authFile)))
     return invalid("memcached.auth_file", "the path of a file in memcached's -Y format (user:password)", authFile);
+  const tls = parseTls(mc, host);
+  if (typeof tls === "string") return tls;
 
   const prefix = raw.key_prefix === undefined ? "" : raw.key_prefix;
   const badPrefix = checkKeyPrefix(prefix, false);
@@ -369,6 +396,7 @@ export function parseOptions(input: unknown): RouterOptions | string {
       keepalive_ms: keepalive,
       auth_file: authFile,
       credentials: undefined,
+      tls,
     },
     key_prefix: prefix,
     stable_location: stable,

@@ -4,7 +4,7 @@
  * What the library throws is a failure too: a garbled reply such as "VALUE k 0 99999999999999999999"
  * makes its receive() raise "bad pattern argument", which would otherwise abort the request with a 500.
  */
-import type { Credentials, MemcachedOptions } from "./options.ts";
+import type { Credentials, MemcachedOptions, TlsOptions } from "./options.ts";
 import { printable } from "./text.ts";
 
 /** OpenResty ships resty.memcached; Debian ships the same library as nginx.memcached. */
@@ -55,6 +55,36 @@ function authenticate(client: MemcachedClient, credentials: Credentials): string
 }
 
 /**
+ * The TLS handshake: why it failed, or undefined. reused_session is nil, not false: with false,
+ * lua-resty-core returns true for a handshake that completed at once (a loopback peer) even when
+ * the certificate failed verification (fixed upstream in lua-nginx-module #2506, not in Debian 12's
+ * 0.10.23); with nil it checks the result, and raises for that same case (lua-resty-core #499).
+ */
+function secure(this: void, sock: MemcachedSocket, tls: TlsOptions): string | undefined {
+  const [, failure] = sock.sslhandshake(undefined, tls.server_name, tls.verify);
+  return failure;
+}
+
+const VERIFY_HINT =
+  "lua_ssl_trusted_certificate must name the CA that signed memcached's certificate, and the certificate must carry memcached.server_name";
+
+/**
+ * A new connection's TLS handshake and login, in that order; a pooled one has had both. Why it
+ * failed, or undefined.
+ */
+function greet(client: MemcachedClient, options: MemcachedOptions): string | undefined {
+  const { tls, credentials } = options;
+  if ((tls === undefined && credentials === undefined) || client.get_reused_times()[0] !== 0) return undefined;
+  if (tls !== undefined) {
+    const [ran, failure] = pcall(secure, client.sock, tls);
+    const why = ran ? failure : "the certificate failed verification";
+    if (why !== undefined)
+      return `TLS handshake with ${tls.server_name} failed: ${why}${tls.verify ? ` (${VERIFY_HINT})` : ""}`;
+  }
+  return credentials === undefined ? undefined : authenticate(client, credentials);
+}
+
+/**
  * Connects (or takes a pooled connection), runs the work, and pools the connection only when it
  * succeeded (into the pool the connect options name, of pool_size connections; without a
  * pool_size the connection is closed afterwards).
@@ -70,13 +100,10 @@ function session<A extends unknown[], T>(
   client.set_timeout(options.timeout_ms);
   const [connected, connectError] = client.connect(options.host, options.port, connect);
   if (connected === undefined) return $multi(undefined, `connect: ${connectError}`);
-  const credentials = options.credentials;
-  if (credentials !== undefined && client.get_reused_times()[0] === 0) {
-    const refused = authenticate(client, credentials);
-    if (refused !== undefined) {
-      client.close();
-      return $multi(undefined, printable(refused));
-    }
+  const refused = greet(client, options);
+  if (refused !== undefined) {
+    client.close();
+    return $multi(undefined, printable(refused));
   }
   const [ran, result, failure] = guarded(work, client, ...args);
   if (!ran || failure !== undefined) {

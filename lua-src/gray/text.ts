@@ -10,17 +10,21 @@ export function alnumOr(s: string, extra: string): boolean {
   return true;
 }
 
+const HEX = "0123456789abcdef";
+
 /**
  * `s` fit for a log line: bytes outside printable ASCII as `\xNN`, cut at `max` characters. A
  * store's reply is quoted in warnings, and a store answering garbage must not write raw bytes
  * (escape sequences, newlines that forge log lines) into error.log.
  */
-export function printable(s: string, max = 200): string {
+export function printable(s: string, max = 512): string {
   const parts: string[] = [];
   const n = Math.min(s.length, max);
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    parts.push(c >= 32 && c < 127 && c !== 92 ? s.charAt(i) : `\\x${c < 16 ? "0" : ""}${c.toString(16)}`);
+    parts.push(
+      c >= 32 && c < 127 && c !== 92 ? s.charAt(i) : `\\x${HEX.charAt(Math.floor(c / 16))}${HEX.charAt(c % 16)}`,
+    );
   }
   if (s.length > max) parts.push(`... (${s.length} bytes)`);
   return parts.join("");

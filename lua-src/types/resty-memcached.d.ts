@@ -17,7 +17,22 @@ interface MemcachedConnectOptions {
   pool?: string;
 }
 
+/** The cosocket under a client: only its TLS handshake is called directly. */
+interface MemcachedSocket {
+  /**
+   * TLS on the connected socket (lua-nginx-module's tcpsock:sslhandshake): a session (or nil), or
+   * (nil, err). May raise: see store.ts's secure().
+   */
+  sslhandshake(
+    reused_session: undefined,
+    server_name: string,
+    ssl_verify: boolean,
+  ): LuaMultiReturn<[unknown, undefined] | [undefined, string]>;
+}
+
 interface MemcachedClient {
+  /** The library keeps its cosocket here in every release (v0.13, Debian's, included). */
+  sock: MemcachedSocket;
   /** Connect, send and read timeout at once, in ms (the only timeout setter in v0.13, Debian's). */
   set_timeout(timeout_ms: number): LuaMultiReturn<[1] | [undefined, string]>;
   connect(host: string, port: number, options?: MemcachedConnectOptions): LuaMultiReturn<[1] | [undefined, string]>;

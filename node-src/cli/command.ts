@@ -53,6 +53,9 @@ export const DEFAULT_MEMCACHED = "127.0.0.1:11211";
 export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
   memcached: { type: "string" },
   "auth-file": { type: "string" },
+  tls: { type: "boolean" },
+  "ca-file": { type: "string" },
+  "server-name": { type: "string" },
   "rules-key-file": { type: "string" },
   prefix: { type: "string" },
   json: { type: "boolean" },
@@ -62,6 +65,9 @@ export const COMMON_OPTIONS: ParseArgsConfig["options"] = {
 export const COMMON_HELP = [
   "  --memcached HOST:PORT  memcached (or twemproxy) to use, [IPv6]:PORT too (env GRAY_MEMCACHED, default 127.0.0.1:11211)",
   "  --auth-file PATH       memcached -Y credentials (user:password) to log in with (env GRAY_MEMCACHED_AUTH_FILE)",
+  "  --tls                  speak TLS to memcached (its -Z), verifying its certificate (env GRAY_MEMCACHED_TLS=1)",
+  "  --ca-file PATH         with --tls: the CA that signed memcached's certificate (env GRAY_MEMCACHED_CA_FILE)",
+  "  --server-name NAME     with --tls: the name memcached's certificate carries, if not the host (env GRAY_MEMCACHED_SERVER_NAME)",
   "  --rules-key-file PATH  sign each revision, and trust only signed ones, with the routers' rules_key_file (env GRAY_RULES_KEY_FILE)",
   "  --prefix P             the router's key_prefix (default empty)",
   "  --json                 print JSON instead of text",

@@ -12,7 +12,7 @@ import { RulesEditError } from "../rules/edit.ts";
 import { COMMANDS } from "./commands/index.ts";
 import { COMMON_HELP, COMMON_OPTIONS, type Command, DEFAULT_MEMCACHED, type Output, UsageError } from "./command.ts";
 import { useRulesKey } from "../rules/signing.ts";
-import { checkPrefix, readCredentials, readRulesKey } from "./shared-flags.ts";
+import { checkPrefix, readCredentials, readRulesKey, readTls } from "./shared-flags.ts";
 import { RouterError } from "./status.ts";
 import { StoreError, parseHostPort, useStoreDefaults } from "./store.ts";
 
@@ -64,7 +64,15 @@ async function main(argv: string[]): Promise<number> {
     if (!parseHostPort(memcached))
       throw new UsageError(`--memcached takes HOST:PORT or [IPv6]:PORT: ${JSON.stringify(memcached)}`);
     const authFile = (values["auth-file"] as string | undefined) ?? process.env.GRAY_MEMCACHED_AUTH_FILE;
-    if (authFile !== undefined) useStoreDefaults({ auth: readCredentials(authFile) });
+    const env = process.env;
+    useStoreDefaults({
+      auth: authFile === undefined ? undefined : readCredentials(authFile),
+      tls: readTls(
+        values.tls === true || ["1", "true"].includes(env.GRAY_MEMCACHED_TLS ?? ""),
+        (values["ca-file"] as string | undefined) ?? env.GRAY_MEMCACHED_CA_FILE,
+        (values["server-name"] as string | undefined) ?? env.GRAY_MEMCACHED_SERVER_NAME,
+      ),
+    });
     const keyFile = (values["rules-key-file"] as string | undefined) ?? process.env.GRAY_RULES_KEY_FILE;
     if (keyFile !== undefined) useRulesKey(readRulesKey(keyFile));
     const prefix = checkPrefix((values.prefix as string | undefined) ?? "", command.userKeys === true);

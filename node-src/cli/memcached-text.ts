@@ -220,6 +220,8 @@ export class TextConnection {
         socket.destroy();
         reject(new TextProtocolError(`accepted no connection within ${timeoutMs} ms`));
       }, timeoutMs);
+      let reached = false;
+      socket.once("connect", () => (reached = true));
       socket.once(tls ? "secureConnect" : "connect", () => {
         this.connected = true;
         clearTimeout(timer);
@@ -230,7 +232,9 @@ export class TextConnection {
         // Once connected, a reset or a broken pipe is the peer closing on us.
         const failure = this.connected
           ? new TextProtocolError(`${this.closedReason().reason} (${err.code ?? err.message})`)
-          : new TextProtocolError(`could not be reached: ${err.message}`);
+          : new TextProtocolError(
+              reached && tls ? `TLS handshake failed: ${err.message}` : `could not be reached: ${err.message}`,
+            );
         reject(failure);
         this.fail(failure);
       });

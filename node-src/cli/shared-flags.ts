@@ -1,5 +1,7 @@
 /** Flags that several commands take (--ttl, --value, --url and other URLs), and --prefix's check: their parseArgs options, help lines and checks. */
 import { readFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import type { ConnectionOptions } from "node:tls";
 import {
   type Credentials,
   checkCanaryValue,
@@ -92,6 +94,28 @@ export function readCredentials(path: string): Credentials {
   const parsed = parseAuthFile(readFlagFile("--auth-file", path));
   if (typeof parsed === "string") throw new UsageError(`--auth-file: ${path}: ${parsed}`);
   return parsed;
+}
+
+/**
+ * --tls, --ca-file, --server-name: memcached's -Z, the certificate verified against the CA file
+ * (else Node's own CAs) and the name (else the host). The CA file is checked now: bad input writes nothing.
+ */
+export function readTls(on: boolean, caFile?: string, serverName?: string): ConnectionOptions | undefined {
+  if (!on) {
+    if (caFile !== undefined || serverName !== undefined)
+      throw new UsageError(`${caFile !== undefined ? "--ca-file" : "--server-name"} needs --tls`);
+    return undefined;
+  }
+  const options: ConnectionOptions = serverName === undefined ? {} : { servername: serverName };
+  if (caFile === undefined) return options;
+  const ca = readFlagFile("--ca-file", caFile);
+  try {
+    // A secure context takes text without a certificate in it silently; the parser does not.
+    new X509Certificate(ca);
+  } catch (err) {
+    throw new UsageError(`--ca-file: ${caFile}: not PEM certificates (${(err as Error).message})`);
+  }
+  return { ...options, ca };
 }
 
 /** --rules-key-file: the key the router's rules_key_file holds, read by the same parser. */

@@ -5,6 +5,7 @@
  * becomes a StoreError naming the store, the command and what it answered.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ConnectionOptions } from "node:tls";
 import type { Credentials } from "../../lua-src/gray/options.ts";
 import { TextConnection, TextProtocolError, type StatusWord } from "./memcached-text.ts";
 
@@ -56,9 +57,11 @@ export interface StoreOptions {
   timeoutMs?: number;
   /** memcached -Y's credentials, sent on the connection before any request. */
   auth?: Credentials;
+  /** memcached -Z: TLS, verified against these options' CA (else Node's own). */
+  tls?: ConnectionOptions;
 }
 
-/** What every store this process opens uses unless told otherwise: the CLI's --auth-file. */
+/** What every store this process opens uses unless told otherwise: the CLI's --auth-file and --tls. */
 let defaults: StoreOptions = {};
 export function useStoreDefaults(options: StoreOptions): void {
   defaults = options;
@@ -85,6 +88,7 @@ export class AdminStore {
     this.connection = new TextConnection({
       ...target,
       timeoutMs: options.timeoutMs ?? STORE_TIMEOUT_MS,
+      tls: options.tls,
       onConnect:
         auth === undefined
           ? undefined
