@@ -306,7 +306,7 @@ function fakeIO(readings: FleetReading[], isTTY: boolean, hangAfter = Infinity) 
     readRelease: async () => ({ none: true }),
     write: (t) => (out += t),
     isTTY,
-    columns: () => 60,
+    size: () => ({ columns: 60, rows: 10 }),
     onStop: (s) => {
       stop = s;
       return () => (offCalled = true);
@@ -344,7 +344,7 @@ describe("the loop (watch)", () => {
     expect(blocks[1]).toMatch(/^stable +100 % +500\.0 +10 /m);
   });
 
-  it("a terminal: cursor hidden, each frame from home cut to the width, the cursor shown at the end", async () => {
+  it("a terminal: cursor hidden, each frame from home cut to the terminal's size, the cursor shown at the end", async () => {
     const f = fakeIO(readings, true);
     const done = watch([A], 20, f.io);
     await until(() => f.reads() >= 2);
@@ -357,6 +357,10 @@ describe("the loop (watch)", () => {
     // eslint-disable-next-line no-control-regex
     const plain = out.replace(/\x1b\[[?0-9;]*[a-zA-Z]/g, "");
     expect(Math.max(...plain.split("\n").map((l) => l.length))).toBeLessThanOrEqual(59);
+    // Each frame: at most rows - 1 lines, the table's first rows kept.
+    const frames = out.split("\x1b[H").slice(1);
+    for (const frame of frames) expect(frame.split("\n").length - 1).toBeLessThanOrEqual(9);
+    expect(frames.at(-1)).toMatch(/^stable +100 % /m);
   });
 
   it("ends at once on a signal while a router has not answered yet, cursor shown", async () => {
@@ -369,8 +373,9 @@ describe("the loop (watch)", () => {
     expect(f.out().endsWith(SHOW_CURSOR)).toBe(true);
   });
 
-  it("placeFrame clears every line to its end and the rest of the screen", () => {
-    expect(placeFrame("ab\ncdef\n", 4)).toBe("\x1b[Hab\x1b[K\ncde\x1b[K\n\x1b[J");
-    expect(placeFrame("abcdef\n", undefined)).toBe("\x1b[Habcdef\x1b[K\n\x1b[J");
+  it("placeFrame clears every line to its end and the rest of the screen, cut to the terminal's size", () => {
+    expect(placeFrame("ab\ncdef\n", { columns: 4 })).toBe("\x1b[Hab\x1b[K\ncde\x1b[K\n\x1b[J");
+    expect(placeFrame("abcdef\n", {})).toBe("\x1b[Habcdef\x1b[K\n\x1b[J");
+    expect(placeFrame("1\n2\n3\n4\n", { rows: 3 })).toBe("\x1b[H1\x1b[K\n2\x1b[K\n\x1b[J");
   });
 });

@@ -22,15 +22,20 @@ export interface WatchIO {
   write(text: string): void;
   /** Redraw in place (a terminal), or print frame after frame. */
   isTTY: boolean;
-  /** The terminal's width, when known: longer lines are cut to it so a redraw never scrolls. */
-  columns(): number | undefined;
+  /** The terminal's size, when known: a frame is cut to it (lines to the width, then to the height) so a redraw never scrolls. */
+  size(): { columns?: number; rows?: number };
   /** Calls `stop` on SIGINT, SIGTERM, or the output closing; returns what undoes that. */
   onStop(stop: (why: string) => void): () => void;
 }
 
-/** A frame for a terminal: home, each line cut to the width and cleared to its end, the rest cleared. */
-export function placeFrame(frame: string, columns: number | undefined): string {
-  const lines = frame.replace(/\n$/, "").split("\n");
+/**
+ * A frame for a terminal: home, each line cut to the width and cleared to its end, the lines past
+ * the height left out (the last row stays free for the cursor), the rest of the screen cleared.
+ */
+export function placeFrame(frame: string, size: { columns?: number; rows?: number }): string {
+  const { columns, rows } = size;
+  let lines = frame.replace(/\n$/, "").split("\n");
+  if (rows !== undefined && rows > 1 && lines.length > rows - 1) lines = lines.slice(0, rows - 1);
   const fit = (l: string) =>
     columns !== undefined && columns > 0 && l.length >= columns ? l.slice(0, columns - 1) : l;
   return HOME + lines.map((l) => fit(l) + CLEAR_LINE_END).join("\n") + "\n" + CLEAR_BELOW;
@@ -57,7 +62,7 @@ export async function watch(urls: string[], intervalMs: number, io: WatchIO): Pr
       if (stopped !== undefined || read === undefined) break;
       const [now, release] = read;
       const frame = renderFrame({ urls, intervalMs, before, now, release });
-      io.write(io.isTTY ? placeFrame(frame, io.columns()) : (first ? "" : "\n") + frame);
+      io.write(io.isTTY ? placeFrame(frame, io.size()) : (first ? "" : "\n") + frame);
       first = false;
       before = now;
       const wait = Math.max(0, intervalMs - (Date.now() - started));

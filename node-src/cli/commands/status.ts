@@ -43,7 +43,7 @@ async function watchStatus(ctx: Context, urls: string[], intervalMs: number) {
     readRelease: () => readReleaseView(ctx),
     write: (text) => process.stdout.write(text),
     isTTY: process.stdout.isTTY === true,
-    columns: () => process.stdout.columns,
+    size: () => ({ columns: process.stdout.columns, rows: process.stdout.rows }),
     onStop: (stop) => {
       const onInt = () => stop("SIGINT");
       const onTerm = () => stop("SIGTERM");
