@@ -18,6 +18,7 @@
  */
 import { parseWeight } from "../../lua-src/gray/rules.ts";
 import type { RouteCounts } from "../../lua-src/gray/status.ts";
+import { type Context, UsageError, stringFlag } from "./command.ts";
 import { type FleetReading, combineRoutes, emptyRoute } from "./fleet.ts";
 import { quantile } from "./latency.ts";
 import type { Control, ReleaseState, Sample } from "./release-state.ts";
@@ -425,6 +426,16 @@ export function parseDuration(raw: string): number | undefined {
   if (!m) return undefined;
   const ms = Number(m[1]) * UNITS[m[2] ?? "s"]!;
   return ms > 0 ? Math.round(ms) : undefined;
+}
+
+/** A duration flag (--interval, --max-wait, --lease, status --watch's --interval) in ms, or a UsageError naming it. */
+export function durationFlag(ctx: Context, name: string, fallback: string): number {
+  const ms = parseDuration(stringFlag(ctx, name, fallback));
+  if (ms === undefined)
+    throw new UsageError(
+      `--${name} takes a duration such as 30s, 500ms or 2m: ${JSON.stringify(stringFlag(ctx, name))}`,
+    );
+  return ms;
 }
 
 /** "1,10,50,100": weights from 0 to 100, each above the one before. */

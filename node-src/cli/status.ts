@@ -26,7 +26,8 @@ export async function fetchStatus(url: string): Promise<Status> {
   }
 }
 
-function table(rows: string[][]): string[] {
+/** Rows as aligned columns: the first left-aligned, the others right-aligned, two spaces apart. */
+export function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) =>
     r
@@ -36,7 +37,7 @@ function table(rows: string[][]): string[] {
   );
 }
 
-const percent = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 * part) / whole).toFixed(2)} %`);
+export const percent = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 * part) / whole).toFixed(2)} %`);
 
 export function renderStatus(s: Status): string {
   const routeRows = [["route", "requests", "5xx", "5xx rate", "avg upstream", "p99"]];
@@ -77,4 +78,21 @@ export function renderStatus(s: Status): string {
     ...table(errorRows),
     "",
   ].join("\n");
+}
+
+/** A router in a few words: its revision, its canaries' weights, its requests (stable + the canaries). */
+export function routerSummary(s: Status): string {
+  const weights = s.route_names
+    .filter((r) => s.canaries[r] !== undefined)
+    .map((r) => `${r} ${s.canaries[r]!.weight} %`)
+    .join(", ");
+  const canaryRequests = s.route_names
+    .filter((r) => r !== "stable")
+    .reduce((n, r) => n + (s.routes[r]?.requests ?? 0), 0);
+  return `revision ${s.document.revision ?? "none"}, ${weights}, ${s.routes.stable?.requests ?? 0} + ${canaryRequests} requests`;
+}
+
+/** One router of several, as a line: its summary, or NO ANSWER and why. */
+export function routerLine(url: string, s: Status | undefined, error: string | undefined): string {
+  return s === undefined ? `  ${url}  NO ANSWER: ${error ?? "no answer"}` : `  ${url}  ${routerSummary(s)}`;
 }

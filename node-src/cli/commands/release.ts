@@ -26,7 +26,7 @@ import {
   type ReleaseEvent,
   type ReleasePlan,
   describe,
-  parseDuration,
+  durationFlag,
   parseRate,
   parseSteps,
   runRelease,
@@ -38,15 +38,6 @@ import { AdminStore, StoreError, withStore } from "../store.ts";
 
 /** Another release holds the key, or there is none to steer: exit 2, as bad input. */
 const REFUSED = 2;
-
-function durationFlag(ctx: Context, name: string, fallback: string): number {
-  const ms = parseDuration(stringFlag(ctx, name, fallback));
-  if (ms === undefined)
-    throw new UsageError(
-      `--${name} takes a duration such as 30s, 500ms or 2m: ${JSON.stringify(stringFlag(ctx, name))}`,
-    );
-  return ms;
-}
 
 function rateFlag(ctx: Context, name: string, fallback?: string): number | undefined {
   const raw = stringFlag(ctx, name) ?? fallback;
