@@ -290,6 +290,20 @@ describe("the frame (watch-frame)", () => {
     const stale = releaseLines({ state: RELEASE }, 1_000_000 + 120_000);
     expect(stale[0]).toContain("STALE");
   });
+
+  it("a release that says its interval and step start: when the step is judged", () => {
+    const running = { ...RELEASE, state: "running" as const, control: "run" as const, interval_ms: 30_000 };
+    const at = (state: ReleaseState, now: number) => releaseLines({ state }, now).find((l) => l.startsWith("  next"));
+    expect(at({ ...running, step_started_at: 1_010_000 }, 1_020_500)).toBe(
+      "  next     step 2 judged in 20 s (window 30 s)",
+    );
+    expect(at({ ...running, step_started_at: 1_010_000 }, 1_041_000)).toBe(
+      "  next     step 2 judged as soon as its window holds enough requests",
+    );
+    expect(at({ ...running, state: "paused", step_started_at: 1_010_000 }, 1_020_000)).toContain("paused");
+    // A release written by an older gray says neither: no line.
+    expect(at(RELEASE, 1_020_000)).toBeUndefined();
+  });
 });
 
 /** A fake terminal or pipe, and routers read from a list of readings (the last one repeated). */

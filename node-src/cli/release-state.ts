@@ -62,6 +62,10 @@ export interface ReleaseState {
   control_by?: string;
   /** Unix ms. */
   started_at: number;
+  /** How long each step is judged over (--interval), ms. */
+  interval_ms?: number;
+  /** Unix ms: when the current step's window began (its weight set, or since a resume or a failed check). */
+  step_started_at?: number;
   /** Unix ms: past this, with no renewal, the release is stale. */
   lease_until: number;
   routers: string[];

@@ -308,6 +308,7 @@ export async function runRelease(plan: ReleasePlan, io: ReleaseIO, emit: (e: Rel
       const asked = await io.sync((s) => {
         s.step = position.step;
         s.weight = weight;
+        s.step_started_at = start.at;
         s.state = paused ? "paused" : s.state === "paused" ? "running" : s.state;
       });
       if (asked === "gone")

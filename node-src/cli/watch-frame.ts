@@ -84,6 +84,16 @@ const clock = (unixMs: number) => new Date(unixMs).toISOString().slice(11, 19);
 /** Verdicts shown: the newest, one a line. */
 const SHOWN_VERDICTS = 6;
 
+/** When the current step is judged: its window's start plus the interval (older releases do not say). */
+function nextCheck(s: ReleaseState, at: number): string | undefined {
+  if (s.interval_ms === undefined || s.step_started_at === undefined || s.step === 0) return undefined;
+  if (s.state === "paused") return "paused: the step's window starts again on resume";
+  const left = s.step_started_at + s.interval_ms - at;
+  return left > 0
+    ? `step ${s.step} judged in ${Math.ceil(left / 1000)} s (window ${Math.round(s.interval_ms / 1000)} s)`
+    : `step ${s.step} judged as soon as its window holds enough requests`;
+}
+
 /** The release: where it is, what it does and was asked, its last figures, each check's verdict so far. */
 export function releaseLines(view: ReleaseView, at: number): string[] {
   if ("none" in view) return ["release  none running"];
@@ -95,6 +105,8 @@ export function releaseLines(view: ReleaseView, at: number): string[] {
     `  steps ${s.steps.join(",")} %, now ${s.step === 0 ? "before the first" : `${s.step}/${s.steps.length} at weight ${s.weight} %`}; ` +
       `state ${s.state}, control ${s.control}${s.control_by ? ` (by ${s.control_by})` : ""}`,
   );
+  const next = nextCheck(s, at);
+  if (next !== undefined) lines.push(`  next     ${next}`);
   if (s.samples)
     lines.push(`  samples  canary ${sampleText(s.samples.canary)}; stable ${sampleText(s.samples.stable)}`);
   const shown = s.verdicts.slice(-SHOWN_VERDICTS);

@@ -224,6 +224,7 @@ async function walk(ctx: Context, base: Omit<ReleasePlan, "fromWeight">, leaseMs
       state: "running",
       control: "run",
       started_at: Date.now(),
+      interval_ms: plan.intervalMs,
       lease_until: Date.now() + leaseMs,
       routers: plan.routers,
       samples: null,
