@@ -29,8 +29,26 @@ import {
   parseOptions,
 } from "./options.ts";
 import { decide } from "./rules.ts";
-import { type InForce, currentRules, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
-import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
+import {
+  type InForce,
+  currentRules,
+  documentStatus,
+  installRules,
+  releaseRead,
+  routeOfUpstream,
+  targetOf,
+} from "./snapshot.ts";
+import {
+  type CanaryStatus,
+  MAX_RELEASE_BYTES,
+  type ReleaseJson,
+  type RuleConfig,
+  type Status,
+  statusJson,
+  statusPrometheus,
+  sumTimes,
+} from "./status.ts";
+import { printable } from "./text.ts";
 
 /** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
 export const _VERSION = "0.2.0";
@@ -302,6 +320,53 @@ export function log(): void {
   }
 }
 
+/** A private cjson instance, made on first use (only /gray/status needs one): strict numbers, shallow nesting. */
+let cjson: CjsonModule | undefined;
+function json(): CjsonModule {
+  if (cjson !== undefined) return cjson;
+  const instance = (require("cjson") as CjsonModule).new();
+  instance.decode_invalid_numbers(false);
+  instance.decode_max_depth(32);
+  instance.encode_max_depth(32);
+  instance.decode_array_with_array_mt?.(true);
+  cjson = instance;
+  return instance;
+}
+
+/** The release key's text as last rendered, and what it rendered to: it changes once a step, not once a poll. */
+let renderedText: string | undefined;
+let renderedBytes = 0;
+let rendered: ReleaseJson = { json: undefined, error: undefined };
+
+/**
+ * The release key, untrusted store content, as /gray/status shows it: decoded and encoded again
+ * by cjson (in pcall), so whatever the store holds, the answer is valid JSON; what is not a JSON
+ * object, or is too large, is shown as null and an error saying why.
+ */
+function renderRelease(text: string | undefined, bytes: number): ReleaseJson {
+  if (bytes === 0) return { json: undefined, error: undefined };
+  if (text === undefined)
+    return { json: undefined, error: `unreadable: ${bytes} bytes, over the ${MAX_RELEASE_BYTES} shown` };
+  if (string.match(text, "^%s*{")[0] === undefined) return { json: undefined, error: "unreadable: not a JSON object" };
+  const codec = json();
+  const [decoded, value] = pcall(codec.decode, text);
+  if (!decoded || type(value) !== "table")
+    return { json: undefined, error: `unreadable: not JSON (${printable(tostring(value), 100)})` };
+  const [encoded, out] = pcall(codec.encode, value);
+  if (!encoded) return { json: undefined, error: `unreadable: ${printable(tostring(out), 100)}` };
+  return { json: out, error: undefined };
+}
+
+function currentRelease(): ReleaseJson {
+  const [text, bytes] = releaseRead();
+  if (text !== renderedText || bytes !== renderedBytes) {
+    rendered = renderRelease(text, bytes);
+    renderedText = text;
+    renderedBytes = bytes;
+  }
+  return rendered;
+}
+
 /** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
 export function status(): void {
   if (dict === undefined) {
@@ -340,6 +405,6 @@ export function status(): void {
     ngx.print(statusPrometheus(snapshot));
   } else {
     ngx_header["Content-Type"] = "application/json";
-    ngx.print(statusJson(snapshot));
+    ngx.print(statusJson(snapshot, currentRelease()));
   }
 }
