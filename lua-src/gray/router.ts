@@ -367,7 +367,23 @@ function currentRelease(): ReleaseJson {
   return rendered;
 }
 
-/** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
+/** The page, loaded on first use (a string of some 30 KB, in workers that never serve it not at all). */
+let page: StatusPageModule | undefined;
+
+/** Which rendering the request asks for: ?format= first, else a browser's Accept (text/html) gets the page. */
+function statusFormat(): "json" | "prometheus" | "html" {
+  const format = ngx_var.arg_format;
+  if (format === "prometheus" || format === "html" || format === "json") return format;
+  if (format !== undefined) return "json";
+  const accept = ngx_var.http_accept;
+  return accept !== undefined && string.find(accept, "text/html", 1, true)[0] !== undefined ? "html" : "json";
+}
+
+/**
+ * The content handler of /gray/status: JSON (the default, or ?format=json), Prometheus text with
+ * ?format=prometheus, or the status page for a browser (Accept: text/html, or ?format=html), which
+ * polls the same location's JSON.
+ */
 export function status(): void {
   if (dict === undefined) {
     ngx.status = 503;
@@ -375,6 +391,19 @@ export function status(): void {
     ngx.print(
       `gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? DEFAULT_CACHE_DICT} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`,
     );
+    return;
+  }
+  const format = statusFormat();
+  // The same URL answers a browser and a client by their Accept: caches must keep them apart.
+  if (ngx_var.arg_format === undefined) ngx_header.Vary = "Accept";
+  if (format === "html") {
+    page ??= require("gray.status_page") as StatusPageModule;
+    ngx_header["Content-Type"] = "text/html; charset=utf-8";
+    ngx_header["Content-Security-Policy"] = page.csp;
+    ngx_header["Cache-Control"] = "no-store";
+    ngx_header["X-Content-Type-Options"] = "nosniff";
+    ngx_header["Referrer-Policy"] = "no-referrer";
+    ngx.print(page.html);
     return;
   }
   const mc = options.memcached;
@@ -400,7 +429,7 @@ export function status(): void {
     memcached: `${mc.host}:${mc.port}`,
     config,
   };
-  if (ngx_var.arg_format === "prometheus") {
+  if (format === "prometheus") {
     ngx_header["Content-Type"] = "text/plain; version=0.0.4";
     ngx.print(statusPrometheus(snapshot));
   } else {
