@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -212,6 +212,7 @@ describe("the page in the build", () => {
     const out = execFileSync("lua5.1", ["-e", `local m = dofile("${dir}/m.lua") io.write(m.csp, "\\0", m.html)`], {
       encoding: "utf8",
     });
+    rmSync(dir, { recursive: true, force: true });
     expect(out).toBe(`default-src 'self'\0${html}`);
     expect(luaLongString("a")).toBe("[[\na]]");
   });
@@ -227,8 +228,15 @@ describe("the page in the build", () => {
   });
 });
 
-/** The file's temp dir: screenshots of failed checks. */
+/** The file's temp dir: screenshots of failed checks (removed when empty). */
 const shots = mkdtempSync(join(tmpdir(), "gray-status-page-"));
+afterAll(() => {
+  try {
+    rmdirSync(shots);
+  } catch {
+    // Screenshots of failed checks are in it: kept.
+  }
+});
 
 /** Runs a browser check; when it fails, saves a screenshot and prints its path before failing. */
 async function checked<T>(page: Page, name: string, check: () => Promise<T>): Promise<T> {
