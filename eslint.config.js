@@ -1,5 +1,6 @@
 // typescript-eslint's type-checked recommended rules over all TypeScript. lua-src is checked
-// against tstl.json (Lua's types), the Node side and the tests against their own tsconfig.
+// against tstl.json (Lua's types), page against page/tsconfig.json (the browser's), the Node side
+// and the tests against their own tsconfig.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -20,6 +21,11 @@ export default tseslint.config(
     languageOptions: { parserOptions: { project: ["./tstl.json"], tsconfigRootDir: import.meta.dirname } },
     // require() here is Lua's, which TypeScriptToLua emits as is.
     rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
+    // The status page's code: the browser's types (page/tsconfig.json).
+    files: ["page/**/*.ts"],
+    languageOptions: { parserOptions: { project: ["./page/tsconfig.json"], tsconfigRootDir: import.meta.dirname } },
   },
   {
     files: ["node-src/**/*.ts", "harness/**/*.ts", "bench/**/*.ts", "test/**/*.ts", "vitest.config.ts"],

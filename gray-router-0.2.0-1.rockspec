@@ -39,6 +39,7 @@ build = {
       ["gray.rules"] = "dist/lua/gray/rules.lua",
       ["gray.snapshot"] = "dist/lua/gray/snapshot.lua",
       ["gray.status"] = "dist/lua/gray/status.lua",
+      ["gray.status_page"] = "dist/lua/gray/status_page.lua",
       ["gray.store"] = "dist/lua/gray/store.lua",
       ["gray.text"] = "dist/lua/gray/text.lua",
    },

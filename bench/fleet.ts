@@ -3,7 +3,8 @@
  * ip_keys = false. memcached's cmd_get (keys asked for) summed over the nodes, per second, while
  * the fleet is idle, under a light load, and while wrk drives each router flat out (131,072 distinct
  * clients through X-Real-IP): with the rules in memory it follows time and workers, not requests. What to expect:
- * routers × workers × (1000 / cache_ttl_ms) pointer checks a second, of 3 keys each.
+ * routers × workers × (1000 / cache_ttl_ms) rules checks a second, of CHECK_KEYS keys each (the
+ * pointer's 3 copies and the release key).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Fleet } from "../harness/fleet.ts";
@@ -11,6 +12,7 @@ import { get } from "../harness/http.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import type { Runtime } from "../harness/runtime.ts";
 import { editDocument } from "../harness/rules.ts";
+import { CHECK_KEYS } from "../lua-src/gray/status.ts";
 import { flag } from "../node-src/rules/edit.ts";
 import { cyclingClients } from "./variants.ts";
 import { wrk } from "./wrk.ts";
@@ -27,7 +29,7 @@ export interface StoreLoad {
   routers: number;
   workers: number;
   cacheTtlMs: number;
-  /** routers × workers × (1000 / cache_ttl_ms) × 3. */
+  /** routers × workers × (1000 / cache_ttl_ms) × CHECK_KEYS. */
   expectedGetsPerS: number;
   rows: StoreLoadRow[];
 }
@@ -93,7 +95,7 @@ export async function fleetStoreLoad(runtime: Runtime, seconds: number): Promise
       routers: ROUTERS,
       workers: WORKERS,
       cacheTtlMs: CACHE_TTL_MS,
-      expectedGetsPerS: ROUTERS * WORKERS * (1000 / CACHE_TTL_MS) * 3,
+      expectedGetsPerS: ROUTERS * WORKERS * (1000 / CACHE_TTL_MS) * CHECK_KEYS,
       rows,
     };
   } finally {

@@ -1,13 +1,14 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet] [--requests N] [--help]
+ *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
  * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
  * memory: a worker's RSS over N requests. rules: a large rules document loading under load (time,
  * slowest request, memory). profile: where a worker's time goes, sampled with perf
  * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed.
- * fleet: the store load of 2 routers × 2 workers behind nutcracker, idle and under load.
+ * fleet: the store load of 2 routers × 2 workers behind nutcracker, idle and under load. poller: the
+ * router under wrk with 0, 1 and 10 status pollers (the status page, `gray status`) asking once a second.
  * Prints tables, writes the same as JSON under bench/results/, and exits 1 if a target is missed.
  */
 import { execSync } from "node:child_process";
@@ -35,6 +36,7 @@ import { lockedStoreCost } from "./locked.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
+import { pollerCost } from "./poller.ts";
 import { documentLoads, storeLoad } from "./rules.ts";
 import { RULES_LOADED_MS, VARIANTS, type Variant, writeVariantRules } from "./variants.ts";
 
@@ -44,14 +46,14 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet" },
+    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet] [--requests N]
+                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
@@ -63,7 +65,9 @@ parts (default: all of them, in this order):
   histogram  the log line's counting with and without the latency histogram, timed
   path     route_upstream() and log() themselves, timed per call in nginx's LuaJIT
   locked   a seed-key lookup per request and a cached client, against an open, an authenticated and a TLS store
-  fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load`);
+  fleet    the store's load (memcached cmd_get/s) of 2 routers × 2 workers behind nutcracker, idle and under load
+  poller   the router under wrk with 0, 1 and 10 pollers of /gray/status's JSON (the status page, gray status) at
+           1/s each, interleaved; and the worker CPU of one status answer`);
   process.exit(0);
 }
 const LOAD: RoundPlan = {
@@ -336,6 +340,40 @@ async function main(): Promise<number> {
         value: spread,
         met: spread <= f.expectedGetsPerS * 0.1,
       });
+    }
+    if (PARTS.has("poller")) {
+      const p = await pollerCost(bed, LOAD, memcached, flags);
+      result.poller = p;
+      console.log(
+        `\nPollers: the router by variable (ip_keys = false, a weight, a release running) under wrk (${LOAD.connections} connections, 1 worker), ${LOAD.rounds} rounds x ${LOAD.seconds} s, interleaved; pollers ask /gray/status?format=json once a second each\n`,
+      );
+      console.log(
+        table(
+          [
+            "pollers",
+            "req/s (median)",
+            "min..max",
+            "worker CPU µs/req",
+            "CPU over no poller, µs/req (min..max)",
+            "status answers (median ms)",
+            "failed",
+          ],
+          p.rows.map((r) => [
+            r.name,
+            fmt(r.rps, 0),
+            `${fmt(r.rpsMin, 0)}..${fmt(r.rpsMax, 0)}`,
+            fmt(r.cpuUs, 1),
+            r.pollers === 0 ? "–" : `${fmt(r.cpuOverNoneUs)} (${fmt(r.cpuOverNoneMin)}..${fmt(r.cpuOverNoneMax)})`,
+            r.pollers === 0 ? "–" : `${r.answers} (${fmt(r.answerMs, 1)})`,
+            String(r.failed),
+          ]),
+        ),
+      );
+      console.log(
+        `\nOne at a time with no other traffic, a status answer (JSON, ${p.statusBytes} bytes) takes ${fmt(p.statusAnswerUs, 1)} µs of worker CPU ` +
+          `(a routed request measured the same way: ${fmt(p.routedAnswerUs, 1)} µs; the page itself, HTML, once per open: ${fmt(p.pageAnswerUs, 1)} µs), ` +
+          `so a poller at 1/s costs ${fmt(p.statusAnswerUs / 1e4, 3)} % of a core`,
+      );
     }
     console.log("");
     for (const t of targets) {

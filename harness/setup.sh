@@ -3,7 +3,9 @@
 #   Debian packages: nginx + lua-nginx-module + lua-resty-memcached + lua-cjson + memcached + nutcracker
 #                    (twemproxy), tini (native runtime), lua-check (luacheck, for npm run lint),
 #                    luarocks (the rock: luarocks make, npm run release),
-#                    debootstrap + a Docker engine (containers runtime), wrk (benchmarks);
+#                    debootstrap + a Docker engine (containers runtime), wrk (benchmarks),
+#                    chromium (the status page's test and screenshot, driven by playwright-core: npm
+#                    installs no browser of its own);
 #   a Docker engine, started if none answers;
 #   the local nginx-lua image (docker/debian/build.sh), for machines that reach no registry;
 #   npm packages (npm ci), then npm run build.
@@ -15,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '== %s\n' "$*"; }
 
 packages=(nginx-core libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-nginx-memcached lua-cjson memcached
-          nutcracker lua-check luarocks wrk tini debootstrap docker.io netcat-openbsd ca-certificates)
+          nutcracker lua-check luarocks wrk tini debootstrap docker.io netcat-openbsd ca-certificates chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

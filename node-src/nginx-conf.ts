@@ -151,7 +151,13 @@ export function renderSite(site: RouterSite): string[] {
       "    ",
     ),
     "",
-    ...indent(c("Live counters: JSON, or Prometheus text with ?format=prometheus; `gray status` reads it."), "    "),
+    ...indent(
+      c(
+        "Live counters: JSON, Prometheus text with ?format=prometheus, or a live page for a browser;",
+        "`gray status` reads it. Keep it closed to all but trusted hosts: it shows the rules' shape.",
+      ),
+      "    ",
+    ),
     "    location = /gray/status {",
     ...indent(
       (site.statusAllow ?? ["127.0.0.1", "::1"]).map((a) => `allow ${a};`),

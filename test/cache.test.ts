@@ -4,7 +4,7 @@
  * routing within 1 s on every worker.
  */
 import { describe, expect, it } from "vitest";
-import { COPIES } from "../lua-src/gray/document.ts";
+import { CHECK_KEYS } from "../lua-src/gray/status.ts";
 import { get } from "../harness/http.ts";
 import { editDocument, flagIps, setRanges, setWeight } from "../harness/rules.ts";
 import { unflag } from "../node-src/rules/edit.ts";
@@ -144,8 +144,8 @@ describe("cache, 2 workers", () => {
       fallbacks: after.fallbacks - before.fallbacks,
     };
     // The rules timers' pointer checks: one per worker per cache_ttl_ms (500 ms), whatever the traffic,
-    // each a get of the pointer's COPIES keys (memcached counts every key).
-    const timerGets = COPIES * (2 * Math.ceil(elapsed / 500) + 2);
+    // each a get of the pointer's copies and the release key (memcached counts every key).
+    const timerGets = CHECK_KEYS * (2 * Math.ceil(elapsed / 500) + 2);
     return { store, gets, elapsed, timerGets };
   }
 

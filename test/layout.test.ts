@@ -1,6 +1,6 @@
 /**
  * The layout's import rules, read from the sources (no servers): no import cycle anywhere, and
- * imports run one way, bench → harness → node-src → lua-src, with test free to use them all.
+ * imports run one way, bench → harness → node-src → page → lua-src, with test free to use them all.
  * Type-only imports count too: a cycle through types is still two modules that cannot be
  * understood, moved or split apart.
  */
@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "..");
 /** Lowest first: a folder may import from itself and from the folders before it, never after. */
-const LAYERS = ["lua-src", "node-src", "harness", "bench", "test"] as const;
+const LAYERS = ["lua-src", "page", "node-src", "harness", "bench", "test"] as const;
 
 /** Every .ts file under a folder, as a path relative to the repository (declarations are ambient, never imported). */
 function sourceFiles(folder: string): string[] {
@@ -89,7 +89,7 @@ describe("import layout", () => {
     expect(findCycles(new Map([...imports].map(([f, i]) => [f, i.files])))).toEqual([]);
   });
 
-  it("imports only one way: lua-src ← node-src ← harness ← bench, test uses all", () => {
+  it("imports only one way: lua-src ← page ← node-src ← harness ← bench, test uses all", () => {
     const upward = [...imports].flatMap(([file, i]) =>
       i.files
         .filter((target) => layerOf(target) < 0 || layerOf(target) > layerOf(file))
@@ -108,6 +108,23 @@ describe("import layout", () => {
         i.bare.filter((spec) => !provided.includes(spec)).map((spec) => `${file} imports ${spec}`),
       );
     expect(foreign).toEqual([]);
+  });
+
+  it("page imports nothing at run time: the browser runs it as one inline script (type-only imports are erased)", () => {
+    const runtime = [...imports]
+      .filter(([file]) => file.startsWith("page/"))
+      .flatMap(([file]) =>
+        ts
+          .createSourceFile(file, readFileSync(join(ROOT, file), "utf8"), ts.ScriptTarget.Latest)
+          .statements.filter(
+            (st) =>
+              (ts.isImportDeclaration(st) && st.importClause?.isTypeOnly !== true) ||
+              (ts.isExportDeclaration(st) && st.moduleSpecifier !== undefined && !st.isTypeOnly),
+          )
+          .map((st) => `${file}: ${st.getText()}`),
+      );
+    expect(imports.has("page/status.ts")).toBe(true);
+    expect(runtime).toEqual([]);
   });
 });
 

@@ -7,8 +7,10 @@ import { Load, loopbackClients } from "../harness/load.ts";
 import {
   type Histogram,
   LATENCY_LE,
+  MAX_RELEASE_BYTES,
   type Status,
   latencyBucket,
+  releaseKey,
   statusJson,
   statusPrometheus,
   sumTimes,
@@ -87,6 +89,18 @@ describe("status rendering (the same code, as JavaScript)", () => {
     expect(JSON.parse(statusJson(status))).toEqual({
       ...status,
       document: { ...status.document, missing_since: null },
+      release: null,
+      release_error: null,
+    });
+    // The release comes as the nginx side encoded it, or as why it is not shown.
+    const release = { canary: "canary", step: 2, steps: [10, 50, 100] };
+    expect(JSON.parse(statusJson(status, { json: JSON.stringify(release), error: undefined }))).toMatchObject({
+      release,
+      release_error: null,
+    });
+    expect(JSON.parse(statusJson(status, { json: undefined, error: 'unreadable: "x"' }))).toMatchObject({
+      release: null,
+      release_error: 'unreadable: "x"',
     });
     const prometheus = statusPrometheus(status);
     expect(prometheus).toContain('gray_requests_total{route="canary"} 2\n');
@@ -191,6 +205,43 @@ describe.each(PATTERNS)("%s pattern", (pattern) => {
       expect(reply.body).toMatch(
         new RegExp(`^gray_upstream_response_seconds_count\\{route="canary"\\} ${c.count}$`, "m"),
       );
+    });
+
+    it("reports the running release from memcached, and unreadable content as null and why", async () => {
+      const key = releaseKey("");
+      /** /gray/status once the router's timer has read the key (every cache_ttl_ms, 500 ms here). */
+      const shows = async (want: (s: Status) => boolean) => {
+        const deadline = Date.now() + 3000;
+        let s = await fetchStatus(ctx.router.statusUrl);
+        while (!want(s) && Date.now() < deadline) {
+          await sleep(100);
+          s = await fetchStatus(ctx.router.statusUrl);
+        }
+        return s;
+      };
+      expect(await shows((s) => s.release === null)).toMatchObject({ release: null, release_error: null });
+      const state = { format: 1, canary: "canary", steps: [10, 50], step: 1, weight: 10, note: 'a "b"\n\u0001' };
+      await ctx.flags.set(key, JSON.stringify(state));
+      expect((await shows((s) => s.release !== null)).release).toEqual(state);
+      // Raw control characters (which cjson reads) come out escaped: the answer is still JSON.
+      await ctx.flags.set(key, '{"canary":"x\ny","n":1.}');
+      const lenient = await shows((s) => s.release?.canary !== "canary");
+      expect(lenient.release === null ? lenient.release_error : lenient.release).toBeTruthy();
+      for (const [bad, why] of [
+        ['{"canary": ', "not JSON"],
+        ["[1, 2]", "not a JSON object"],
+        ["x".repeat(MAX_RELEASE_BYTES + 1), `${MAX_RELEASE_BYTES + 1} bytes`],
+        [Buffer.from([0x7b, 0xff, 0xfe]), "not JSON"],
+      ] as const) {
+        await ctx.flags.set(key, bad);
+        const s = await shows((x) => x.release === null && x.release_error?.includes(why) === true);
+        expect(s.release).toBeNull();
+        expect(s.release_error).toContain(why);
+      }
+      await ctx.flags.delete(key);
+      expect(await shows((s) => s.release_error === null)).toMatchObject({ release: null, release_error: null });
+      // Prometheus text has no release: it stays as it was.
+      expect((await get(`${ctx.router.statusUrl}?format=prometheus`)).body).not.toContain("release");
     });
 
     it("names the rule in <debug_header>-Rule", async () => {

@@ -29,8 +29,26 @@ import {
   parseOptions,
 } from "./options.ts";
 import { decide } from "./rules.ts";
-import { type InForce, currentRules, documentStatus, installRules, routeOfUpstream, targetOf } from "./snapshot.ts";
-import { type CanaryStatus, type RuleConfig, type Status, statusJson, statusPrometheus, sumTimes } from "./status.ts";
+import {
+  type InForce,
+  currentRules,
+  documentStatus,
+  installRules,
+  releaseRead,
+  routeOfUpstream,
+  targetOf,
+} from "./snapshot.ts";
+import {
+  type CanaryStatus,
+  MAX_RELEASE_BYTES,
+  type ReleaseJson,
+  type RuleConfig,
+  type Status,
+  statusJson,
+  statusPrometheus,
+  sumTimes,
+} from "./status.ts";
+import { printable } from "./text.ts";
 
 /** The release, as OPM and LuaRocks users read it from the main module (checked against package.json by test/rock.test.ts). */
 export const _VERSION = "0.2.0";
@@ -302,7 +320,70 @@ export function log(): void {
   }
 }
 
-/** The content handler of /gray/status: JSON, or Prometheus text with ?format=prometheus. */
+/** A private cjson instance, made on first use (only /gray/status needs one): strict numbers, shallow nesting. */
+let cjson: CjsonModule | undefined;
+function json(): CjsonModule {
+  if (cjson !== undefined) return cjson;
+  const instance = (require("cjson") as CjsonModule).new();
+  instance.decode_invalid_numbers(false);
+  instance.decode_max_depth(32);
+  instance.encode_max_depth(32);
+  instance.decode_array_with_array_mt?.(true);
+  cjson = instance;
+  return instance;
+}
+
+/** The release key's text as last rendered, and what it rendered to: it changes once a step, not once a poll. */
+let renderedText: string | undefined;
+let renderedBytes = 0;
+let rendered: ReleaseJson = { json: undefined, error: undefined };
+
+/**
+ * The release key, untrusted store content, as /gray/status shows it: decoded and encoded again
+ * by cjson (in pcall), so whatever the store holds, the answer is valid JSON; what is not a JSON
+ * object, or is too large, is shown as null and an error saying why.
+ */
+function renderRelease(text: string | undefined, bytes: number): ReleaseJson {
+  if (bytes === 0) return { json: undefined, error: undefined };
+  if (text === undefined)
+    return { json: undefined, error: `unreadable: ${bytes} bytes, over the ${MAX_RELEASE_BYTES} shown` };
+  if (string.match(text, "^%s*{")[0] === undefined) return { json: undefined, error: "unreadable: not a JSON object" };
+  const codec = json();
+  const [decoded, value] = pcall(codec.decode, text);
+  if (!decoded || type(value) !== "table")
+    return { json: undefined, error: `unreadable: not JSON (${printable(tostring(value), 100)})` };
+  const [encoded, out] = pcall(codec.encode, value);
+  if (!encoded) return { json: undefined, error: `unreadable: ${printable(tostring(out), 100)}` };
+  return { json: out, error: undefined };
+}
+
+function currentRelease(): ReleaseJson {
+  const [text, bytes] = releaseRead();
+  if (text !== renderedText || bytes !== renderedBytes) {
+    rendered = renderRelease(text, bytes);
+    renderedText = text;
+    renderedBytes = bytes;
+  }
+  return rendered;
+}
+
+/** The page, loaded on first use (a string of some 30 KB, in workers that never serve it not at all). */
+let page: StatusPageModule | undefined;
+
+/** Which rendering the request asks for: ?format= first, else a browser's Accept (text/html) gets the page. */
+function statusFormat(): "json" | "prometheus" | "html" {
+  const format = ngx_var.arg_format;
+  if (format === "prometheus" || format === "html" || format === "json") return format;
+  if (format !== undefined) return "json";
+  const accept = ngx_var.http_accept;
+  return accept !== undefined && string.find(accept, "text/html", 1, true)[0] !== undefined ? "html" : "json";
+}
+
+/**
+ * The content handler of /gray/status: JSON (the default, or ?format=json), Prometheus text with
+ * ?format=prometheus, or the status page for a browser (Accept: text/html, or ?format=html), which
+ * polls the same location's JSON.
+ */
 export function status(): void {
   if (dict === undefined) {
     ngx.status = 503;
@@ -310,6 +391,19 @@ export function status(): void {
     ngx.print(
       `gray.router: counters need a lua_shared_dict; declare lua_shared_dict ${options.cache?.dict ?? DEFAULT_CACHE_DICT} 10m; (cache_dict is ${options.cache === undefined ? "false" : "not declared"})\n`,
     );
+    return;
+  }
+  const format = statusFormat();
+  // The same URL answers a browser and a client by their Accept: caches must keep them apart.
+  if (ngx_var.arg_format === undefined) ngx_header.Vary = "Accept";
+  if (format === "html") {
+    page ??= require("gray.status_page") as StatusPageModule;
+    ngx_header["Content-Type"] = "text/html; charset=utf-8";
+    ngx_header["Content-Security-Policy"] = page.csp;
+    ngx_header["Cache-Control"] = "no-store";
+    ngx_header["X-Content-Type-Options"] = "nosniff";
+    ngx_header["Referrer-Policy"] = "no-referrer";
+    ngx.print(page.html);
     return;
   }
   const mc = options.memcached;
@@ -335,11 +429,11 @@ export function status(): void {
     memcached: `${mc.host}:${mc.port}`,
     config,
   };
-  if (ngx_var.arg_format === "prometheus") {
+  if (format === "prometheus") {
     ngx_header["Content-Type"] = "text/plain; version=0.0.4";
     ngx.print(statusPrometheus(snapshot));
   } else {
     ngx_header["Content-Type"] = "application/json";
-    ngx.print(statusJson(snapshot));
+    ngx.print(statusJson(snapshot, currentRelease()));
   }
 }

@@ -31,7 +31,7 @@ import {
 } from "./document.ts";
 import { STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { MemcachedOptions, RouterOptions } from "./options.ts";
-import type { DocumentStatus } from "./status.ts";
+import { type DocumentStatus, MAX_RELEASE_BYTES, releaseKey } from "./status.ts";
 import { fetchMany, replaceStale, storeBack, touchKeys } from "./store.ts";
 
 const ngx_now = ngx.now;
@@ -92,6 +92,16 @@ let backgroundStore!: MemcachedOptions;
 let dict: SharedDict | undefined;
 /** The pointer's copies' keys. */
 let pointerNames: string[] = [];
+/** The running release's key (`gray release` keeps its state there), read with the pointer's copies. */
+let releaseName = "";
+/** What the timer's one get asks for: the pointer's copies and the release key. */
+let checkNames: string[] = [];
+/**
+ * The release key as this worker last read it (kept when memcached fails, like the rules): its
+ * text when it fits MAX_RELEASE_BYTES, and its size. Shown by /gray/status, never used to route.
+ */
+let releaseText: string | undefined;
+let releaseBytes = 0;
 /**
  * What decides, swapped whole: a request reads it once and is sent where the revision that
  * decided it says, even if a newer one (a promote) is swapped in while it waits on a seed key.
@@ -183,6 +193,11 @@ export function installRules(parsed: RouterOptions, zone: SharedDict | undefined
   store = firstLoadStore;
   dict = zone;
   pointerNames = copyKeys(pointerKey(parsed.key_prefix));
+  releaseName = releaseKey(parsed.key_prefix);
+  checkNames = pointerNames.map((key) => key);
+  checkNames.push(releaseName);
+  releaseText = undefined;
+  releaseBytes = 0;
   loaded = undefined;
   lastError = undefined;
   missingSince = undefined;
@@ -435,14 +450,20 @@ function touchChunks(now: number): void {
   writeBack("chunks gone", gone, []);
 }
 
-/** One check of the pointer's copies, and a load when the newest names a newer revision. */
+/**
+ * One check of the pointer's copies, and a load when the newest names a newer revision. The same
+ * get reads the release key, for /gray/status: no round trip of its own, nothing on the request path.
+ */
 function refresh(): void {
   const now = ngx_now();
   if (loaded !== undefined) loadCopy(loaded.pointer.revision);
-  const [values, failure] = fetchMany(store, connect, pointerNames);
+  const [values, failure] = fetchMany(store, connect, checkNames);
   if (values === undefined)
     return storeProblem(`memcached ${options.memcached.host}:${options.memcached.port}: ${failure}; ${keeping()}`);
   checkedAt = ngx_time();
+  const release = values.get(releaseName);
+  releaseBytes = release === undefined ? 0 : release.length;
+  releaseText = release !== undefined && release.length <= MAX_RELEASE_BYTES ? release : undefined;
   const texts = pointerNames.map((key) => values.get(key));
   const absent = pointerNames.filter((key) => values.get(key) === undefined);
   const newest = newestPointer(texts);
@@ -545,6 +566,11 @@ export function routeOfUpstream(upstream: string): string | undefined {
 /** The route's target under these rules (stable's for a route they do not know). */
 export function targetOf(rules: InForce, route: string): RouteTarget {
   return rules.targets[route] ?? rules.targets[STABLE]!;
+}
+
+/** The release key as last read: its text (undefined when absent or over MAX_RELEASE_BYTES) and its size in bytes (0: absent). */
+export function releaseRead(): LuaMultiReturn<[string | undefined, number]> {
+  return $multi(releaseText, releaseBytes);
 }
 
 export function documentStatus(): DocumentStatus {

@@ -2,6 +2,7 @@
  * What /gray/status reports, and its two renderings (JSON, Prometheus text). Pure: the router
  * renders it in Lua; the CLI reads the same shape back with these types.
  */
+import { COPIES } from "./document.ts";
 import type { Rule } from "./rules.ts";
 import { RULES } from "./rules.ts";
 
@@ -93,6 +94,33 @@ export interface CanaryStatus {
   upstream: string;
 }
 
+/** Where `gray release` keeps the running release (JSON), under the key prefix: one at a time, any shell can read it. */
+export const RELEASE_KEY = "gray:release";
+
+export function releaseKey(prefix: string): string {
+  return prefix + RELEASE_KEY;
+}
+
+/**
+ * The keys of a worker's rules check, one get every cache_ttl_ms: the pointer's COPIES and the
+ * release key (memcached's cmd_get counts each).
+ */
+export const CHECK_KEYS = COPIES + 1;
+
+/** A release key holding more than this is not shown (/gray/status says so): it is untrusted store content. */
+export const MAX_RELEASE_BYTES = 65536;
+
+/**
+ * The release key as /gray/status renders it: its JSON re-encoded by the nginx side (which alone can
+ * parse it, with cjson), or why it is not shown. Neither when no release runs.
+ */
+export interface ReleaseJson {
+  /** A JSON object, as text. */
+  json: string | undefined;
+  /** Why the key's content is not shown: not JSON, not an object, too large. */
+  error: string | undefined;
+}
+
 export interface Status {
   routes: Record<string, RouteCounts>;
   /** The latency buckets' upper bounds (LATENCY_LE); routers before 0.3 have none. */
@@ -115,6 +143,14 @@ export interface Status {
   cache_dict: string | false;
   memcached: string;
   config: RuleConfig;
+  /**
+   * The running release, `gray release`'s state in memcached (<key_prefix>gray:release) as this
+   * worker last read it with the rules pointer: null when none runs or the key is unreadable.
+   * Untrusted content: its shape is what the key holds. Routers before 0.3 have no such field.
+   */
+  release?: Record<string, unknown> | null;
+  /** Why the release key's content is not shown (not JSON, not an object, too large), else null. */
+  release_error?: string | null;
 }
 
 export const STORE_FIELDS: (keyof StoreCounts)[] = ["hits", "misses", "fallbacks"];
@@ -241,7 +277,11 @@ function jsonConfig(c: RuleConfig): string {
   return jsonObject(fields);
 }
 
-export function statusJson(s: Status): string {
+/**
+ * The status as JSON; the release comes pre-encoded (`release`): parsing and re-encoding what the
+ * store holds takes cjson, which only the nginx side has. Absent: no release.
+ */
+export function statusJson(s: Status, release: ReleaseJson = { json: undefined, error: undefined }): string {
   return (
     jsonObject([
       ["routes", jsonObject(s.route_names.map((r) => [r, jsonRoute(s.routes[r]!)]))],
@@ -265,6 +305,8 @@ export function statusJson(s: Status): string {
       ["cache_dict", s.cache_dict === false ? "false" : jsonString(s.cache_dict)],
       ["memcached", jsonString(s.memcached)],
       ["config", jsonConfig(s.config)],
+      ["release", release.json ?? "null"],
+      ["release_error", jsonOptional(release.error)],
     ]) + "\n"
   );
 }

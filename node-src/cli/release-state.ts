@@ -9,13 +9,11 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { author } from "../rules/revisions.ts";
+import { RELEASE_KEY, releaseKey } from "../../lua-src/gray/status.ts";
 import type { AdminStore } from "./store.ts";
 
-export const RELEASE_KEY = "gray:release";
-
-export function releaseKey(prefix: string): string {
-  return prefix + RELEASE_KEY;
-}
+// The key's name is the router's too: it reads the release with the rules pointer, for /gray/status.
+export { RELEASE_KEY, releaseKey };
 
 /** What another shell asks of the running release. */
 export type Control = "run" | "pause" | "abort";
