@@ -3,9 +3,10 @@
  * Starts memcached and a router (2 workers) on the default runtime (GRAY_RUNTIME), runs load from
  * two client groups (flagged IPs, which the canary serves, and others split by weight) plus a
  * trickle of 5xx on stable, opens /gray/status in headless Chromium (harness/browser.ts), runs
- * `gray release` through a few steps, and saves the page mid-release (default docs/img/status-page.png).
+ * `gray release` through a few steps, and saves the page mid-release (default docs/img/status-page.png)
+ * and what `gray status --watch` printed at that moment (default docs/watch-frame.txt, for the README).
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,12 +23,14 @@ import { RouterStack } from "./stack.ts";
 const { values } = parseArgs({
   options: {
     out: { type: "string", default: join(ROOT, "docs", "img", "status-page.png") },
+    "frame-out": { type: "string", default: join(ROOT, "docs", "watch-frame.txt") },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(
-    "npm run screenshot [-- --out FILE]   the status page during a release (default docs/img/status-page.png)",
+    "npm run screenshot [-- --out FILE] [--frame-out FILE]   the status page during a release (default docs/img/status-page.png),\n" +
+      "                                                        and a frame of gray status --watch at the same moment (default docs/watch-frame.txt)",
   );
   process.exit(0);
 }
@@ -44,6 +47,15 @@ async function until(what: string, test: () => Promise<boolean>, withinMs: numbe
     if (Date.now() > deadline) throw new Error(`${what}: not within ${withinMs / 1000} s`);
     await sleep(250);
   }
+}
+
+/** The last whole block --watch printed (each starts with a "--- " line), under the command that printed it, the URL shortened. */
+function lastFrame(output: string, args: string[], statusUrl: string): string {
+  const blocks = output.split(/^(?=--- )/m).filter((b) => b.startsWith("--- "));
+  const whole = blocks.at(-2) ?? blocks.at(-1);
+  if (whole === undefined) throw new Error(`gray status --watch printed no frame:\n${output}`);
+  const url = "http://127.0.0.1:8080/gray/status";
+  return `$ gray ${args.join(" ")} | cat\n${whole.trimEnd()}\n`.replaceAll(statusUrl, url);
 }
 
 async function main(): Promise<void> {
@@ -89,6 +101,13 @@ async function main(): Promise<void> {
       if (release.child.exitCode === null) release.child.kill("SIGINT");
       return release.done;
     });
+    // The terminal view of the same moment, piped: one block per interval.
+    const watchArgs = ["status", "--watch", "--interval", "2s", "--status-url", router.statusUrl];
+    const watch = spawnGray(watchArgs, { GRAY_MEMCACHED: memcached.address });
+    stops.unshift(async () => {
+      if (watch.child.exitCode === null) watch.child.kill("SIGINT");
+      return watch.done;
+    });
     await until(
       `the release at step ${SHOT_AT_STEP}`,
       async () => {
@@ -105,6 +124,8 @@ async function main(): Promise<void> {
     mkdirSync(dirname(values.out), { recursive: true });
     await page.screenshot({ path: values.out, fullPage: true });
     console.log(`wrote ${values.out}`);
+    writeFileSync(values["frame-out"], lastFrame(watch.stdout(), watchArgs, router.statusUrl));
+    console.log(`wrote ${values["frame-out"]}`);
     release.child.kill("SIGINT");
     const done = await release.done;
     console.log(`gray release stopped (exit ${done.code}): ${done.stdout.trim().split("\n").at(-1) ?? ""}`);
