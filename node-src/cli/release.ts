@@ -297,6 +297,12 @@ export async function runRelease(plan: ReleasePlan, io: ReleaseIO, emit: (e: Rel
     emit({ event: "step", ...position });
     let failures = 0;
     let start = await io.readFleet();
+    // Said at once, not at the first poll: whoever watches sees the new step with its weight.
+    await io.sync((s) => {
+      s.step = position.step;
+      s.weight = weight;
+      s.step_started_at = start.at;
+    });
     let readings = [start];
     let paused = false;
     let lastUnsure = "";
