@@ -80,7 +80,8 @@ function keyProblem(key: string): string | undefined {
   if (Buffer.byteLength(key, "latin1") > 250) return "longer than memcached's 250 bytes";
   if (!key.startsWith(PREFIX)) return "without the key prefix";
   const rest = key.slice(PREFIX.length);
-  if (/^(~[12]:)?gray:rules$/.test(rest) || CHUNK_KEY.test(rest)) return undefined;
+  // The pointer's copies and chunks, and the running release's state (read with the pointer for /gray/status).
+  if (/^(~[12]:)?gray:rules$/.test(rest) || CHUNK_KEY.test(rest) || rest === "gray:release") return undefined;
   if (rest.startsWith("uid:") || rest.startsWith("gray:")) return "a 0.1 per-rule key the router no longer reads";
   const addr = parseAddress(rest);
   return addr !== undefined && formatAddress(addr) === rest ? undefined : "not an address as nginx prints it";
@@ -168,8 +169,8 @@ describe(`fuzzing headers and cookies (GRAY_FUZZ_SEED=${SEED})`, () => {
       for (const [key, value] of mirror) expect(await store.get(key), key).toBe(value);
       const reader = { get: (key: string) => Promise.resolve(mirror.get(key)) };
       const options: RouterOptions = routerOptions((await fetchStatus(router.statusUrl)).config);
-      /** Keys the router may ask memcached for: the pointer, chunks written, the addresses requests give it. */
-      const askable = new Set<string>(POINTER_KEYS);
+      /** Keys the router may ask memcached for: the pointer, the release state, chunks written, the addresses requests give it. */
+      const askable = new Set<string>([...POINTER_KEYS, `${PREFIX}gray:release`]);
       /** The state's document written, and mirrored (pointer and chunks); returns the revision. */
       async function writeState(state: State): Promise<number> {
         const { revision } = await editDocument(memcached.address, PREFIX, `state ${JSON.stringify(state)}`, (doc) => {
