@@ -13,6 +13,7 @@ import { logProblems } from "../harness/nginx.ts";
 import { LATENCY_BOUND_MS, TIMEOUT_MS } from "../harness/chaos.ts";
 import { flagIps } from "../harness/rules.ts";
 import { copyKeys, pointerKey } from "../lua-src/gray/document.ts";
+import { releaseKey } from "../lua-src/gray/status.ts";
 import { RouterStack } from "../harness/stack.ts";
 import { TcpProxy } from "../harness/tcp-proxy.ts";
 import { expectRateLimitedWarnings, routeOf, testRuntime, untilRoute } from "./support.ts";
@@ -73,12 +74,12 @@ describe("a TCP proxy in front of memcached", () => {
     expect(await routeOf(router.url, { from: "127.0.3.1" })).toBe("canary");
     expect(await routeOf(router.url, { from: "127.0.3.2" })).toBe("stable");
     expect(await routeOf(router.url, { from: IN_DOCUMENT })).toBe("canary");
-    // The rules timer checks the pointer (and its copies) every cache_ttl_ms.
+    // The rules timer checks the pointer (and its copies) every cache_ttl_ms, with the release key in the same get.
     await new Promise((r) => setTimeout(r, 2 * TTL_MS));
     const { lines } = proxy.takeCommands();
     expect(lines).toContain("get 127.0.3.1\r\n");
     expect(lines).toContain("get 127.0.3.2\r\n");
-    expect(lines).toContain(`get ${copyKeys(pointerKey("")).join(" ")}\r\n`);
+    expect(lines).toContain(`get ${[...copyKeys(pointerKey("")), releaseKey("")].join(" ")}\r\n`);
     // A client flagged in the document asks for nothing; the 0.1 per-rule keys are never read.
     expect(lines.filter((l) => l.includes(IN_DOCUMENT) || /gray:(ranges|weight)|uid:/.test(l))).toEqual([]);
     expect(proxy.connections).toBeGreaterThan(0);
