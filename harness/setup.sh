@@ -17,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '== %s\n' "$*"; }
 
 packages=(nginx-core libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-nginx-memcached lua-cjson memcached
-          nutcracker lua-check luarocks wrk tini debootstrap docker.io netcat-openbsd ca-certificates chromium)
+          nutcracker lua-check luarocks wrk tini debootstrap docker.io netcat-openbsd ca-certificates bsdutils chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

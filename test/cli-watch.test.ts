@@ -7,7 +7,7 @@
  * router said, SIGTERM exit 0. On a terminal (through script(1)): redrawn in place, Ctrl-C leaves
  * the cursor shown.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeStatusServer } from "../harness/fake-status.ts";
@@ -236,15 +236,6 @@ describe("gray status --watch, fake routers: a restart and a reading missed", ()
   });
 });
 
-const haveScript = (() => {
-  try {
-    execFileSync("script", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 describe("gray status --watch on a terminal", () => {
   let fake: FakeStatusServer;
   beforeAll(async () => {
@@ -255,38 +246,36 @@ describe("gray status --watch on a terminal", () => {
   });
   afterAll(() => fake?.stop());
 
-  it.skipIf(!haveScript)(
-    "redrawn in place through a pseudo-terminal; Ctrl-C shows the cursor again, exit 0",
-    async () => {
-      // script(1) gives gray a pseudo-terminal; ^C written to it is the terminal's SIGINT to gray.
-      const command = [
-        process.execPath,
-        GRAY_BIN,
-        "status",
-        "--watch",
-        "--interval",
-        "200ms",
-        "--status-url",
-        fake.statusUrl,
-      ]
-        .map((w) => `'${w}'`)
-        .join(" ");
-      const child = spawn("script", ["-qfec", command, "/dev/null"], {
-        env: { ...process.env, ...cliEnv() },
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-      const code = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-      await until("3 redraws", () => out.split("\x1b[H").length > 3);
-      child.stdin.write("\x03");
-      expect(await code).toBe(0);
-      expect(out.startsWith(HIDE_CURSOR)).toBe(true);
-      expect(out).toContain("\x1b[2J");
-      expect(out).toMatch(/stable +100 % +[\d.]+ +20 /);
-      expect(out.trimEnd().endsWith(SHOW_CURSOR)).toBe(true);
-      expect(out.lastIndexOf(SHOW_CURSOR)).toBeGreaterThan(out.lastIndexOf(HIDE_CURSOR));
-    },
-  );
+  // script(1) is util-linux's (Debian's bsdutils, essential; harness/setup.sh installs it where missing).
+  it("redrawn in place through a pseudo-terminal; Ctrl-C shows the cursor again, exit 0", async () => {
+    // script(1) gives gray a pseudo-terminal; ^C written to it is the terminal's SIGINT to gray.
+    const command = [
+      process.execPath,
+      GRAY_BIN,
+      "status",
+      "--watch",
+      "--interval",
+      "200ms",
+      "--status-url",
+      fake.statusUrl,
+    ]
+      .map((w) => `'${w}'`)
+      .join(" ");
+    const child = spawn("script", ["-qfec", command, "/dev/null"], {
+      env: { ...process.env, ...cliEnv() },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    await until("3 redraws", () => out.split("\x1b[H").length > 3);
+    child.stdin.write("\x03");
+    expect(await code).toBe(0);
+    expect(out.startsWith(HIDE_CURSOR)).toBe(true);
+    expect(out).toContain("\x1b[2J");
+    expect(out).toMatch(/stable +100 % +[\d.]+ +20 /);
+    expect(out.trimEnd().endsWith(SHOW_CURSOR)).toBe(true);
+    expect(out.lastIndexOf(SHOW_CURSOR)).toBeGreaterThan(out.lastIndexOf(HIDE_CURSOR));
+  });
 });
