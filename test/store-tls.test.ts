@@ -82,7 +82,9 @@ describe("memcached over TLS (-Z), with authentication (-Y)", () => {
     expect(status.document.last_error, status.document.last_error ?? "").toMatch(
       /TLS handshake with localhost failed: .*verify/,
     );
-    expect(status.document.last_error).toContain("lua_ssl_trusted_certificate must name the CA");
+    expect(status.document.last_error).toContain(
+      "lua_ssl_trusted_certificate must name the CA that signed memcached's certificate, and the certificate must carry memcached.server_name)",
+    );
     // Warned (rate-limited: the first failure's words, e.g. a connect timeout, may be the ones logged).
     expect(otherCa.errorLog()).toMatch(/\[warn\].*gray\.router: memcached/);
     // No handshake slipped through unverified (a login then meets memcached closing the connection).

@@ -51,7 +51,7 @@ function login(
 function authenticate(client: MemcachedClient, credentials: Credentials): string | undefined {
   const [ran, , refusal] = guarded(login, client, `${credentials.user} ${credentials.password}`);
   if (ran && refusal === undefined) return undefined;
-  return `authentication failed as user ${credentials.user} (${refusal ?? "the library raised an error"})`;
+  return `authentication failed as user ${credentials.user} (${refusal === undefined ? "the library raised an error" : printable(refusal)})`;
 }
 
 /**
@@ -79,7 +79,7 @@ function greet(client: MemcachedClient, options: MemcachedOptions): string | und
     const [ran, failure] = pcall(secure, client.sock, tls);
     const why = ran ? failure : "the certificate failed verification";
     if (why !== undefined)
-      return `TLS handshake with ${tls.server_name} failed: ${why}${tls.verify ? ` (${VERIFY_HINT})` : ""}`;
+      return `TLS handshake with ${tls.server_name} failed: ${printable(why)}${tls.verify ? ` (${VERIFY_HINT})` : ""}`;
   }
   return credentials === undefined ? undefined : authenticate(client, credentials);
 }
@@ -100,10 +100,11 @@ function session<A extends unknown[], T>(
   client.set_timeout(options.timeout_ms);
   const [connected, connectError] = client.connect(options.host, options.port, connect);
   if (connected === undefined) return $multi(undefined, `connect: ${connectError}`);
+  // Its own words, with the store's quoted printable: an operator's hint is never cut.
   const refused = greet(client, options);
   if (refused !== undefined) {
     client.close();
-    return $multi(undefined, printable(refused));
+    return $multi(undefined, refused);
   }
   const [ran, result, failure] = guarded(work, client, ...args);
   if (!ran || failure !== undefined) {
