@@ -25,10 +25,11 @@ function openssl(dir: string, args: string[]): void {
   execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
 }
 
-function selfSignedCa(dir: string, name: string): void {
+/** `openssl req` with a new P-256 key, unencrypted, in `<name>.key`, and the subject CN=`cn`. */
+function request(dir: string, name: string, cn: string, args: string[]): void {
   openssl(dir, [
     "req",
-    "-x509",
+    ...args,
     "-newkey",
     "ec",
     "-pkeyopt",
@@ -36,12 +37,18 @@ function selfSignedCa(dir: string, name: string): void {
     "-nodes",
     "-keyout",
     `${name}.key`,
+    "-subj",
+    `/CN=${cn}`,
+  ]);
+}
+
+function selfSignedCa(dir: string, name: string): void {
+  request(dir, name, name, [
+    "-x509",
     "-out",
     `${name}.pem`,
     "-days",
     "2",
-    "-subj",
-    `/CN=${name}`,
     "-addext",
     "basicConstraints=critical,CA:TRUE",
     "-addext",
@@ -54,20 +61,7 @@ export function makeCertificates(): TestCertificates {
   chmodSync(dir, 0o755);
   selfSignedCa(dir, "ca");
   selfSignedCa(dir, "other-ca");
-  openssl(dir, [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    `/CN=${SERVER_NAME}`,
-  ]);
+  request(dir, "server", SERVER_NAME, ["-out", "server.csr"]);
   writeFileSync(join(dir, "server.ext"), `subjectAltName=DNS:${SERVER_NAME},IP:127.0.0.1\n`);
   openssl(dir, [
     "x509",

@@ -14,10 +14,10 @@ import { FakeStatusServer } from "../harness/fake-status.ts";
 import { GRAY_BIN, type RunningGray, spawnGray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { flagIps, readRules, setWeight } from "../harness/rules.ts";
-import { type ReleaseState, newReleaseId, takeRelease } from "../node-src/cli/release-state.ts";
+import { newReleaseId, takeRelease } from "../node-src/cli/release-state.ts";
 import { AdminStore } from "../node-src/cli/store.ts";
 import { HIDE_CURSOR, SHOW_CURSOR } from "../node-src/cli/watch.ts";
-import { fakeStatus } from "./status-fixtures.ts";
+import { fakeStatus, releaseAtStep2 } from "./status-fixtures.ts";
 import { cliEnv, sharedMemcached, untilLoaded, useRouter } from "./support.ts";
 
 /** The frames of a piped run: each starts with its "--- <time> ..." line. */
@@ -66,25 +66,22 @@ function stopped(run: RunningGray, signal: NodeJS.Signals) {
   return run.done;
 }
 
-const RELEASE: Omit<ReleaseState, "id" | "started_at" | "lease_until" | "routers"> = {
-  format: 1,
+const RELEASE = {
   owner: "ops@watch-test",
-  pid: 4242,
   host: "watch-test",
-  canary: "canary",
-  steps: [10, 50, 100],
-  from_weight: 0,
-  step: 2,
-  weight: 50,
-  state: "running",
-  control: "run",
   samples: {
     canary: { requests: 31, errors: 0, error_rate: 0, p99_ms: 9.5 },
     stable: { requests: 220, errors: 0, error_rate: 0, p99_ms: 8.7 },
   },
   verdicts: [
-    { step: 1, weight: 10, verdict: "pass", reasons: [], at: Date.now() - 5000 },
-    { step: 2, weight: 50, verdict: "inconclusive", reasons: ["12 of 20 canary requests"], at: Date.now() - 1000 },
+    { step: 1, weight: 10, verdict: "pass" as const, reasons: [], at: Date.now() - 5000 },
+    {
+      step: 2,
+      weight: 50,
+      verdict: "inconclusive" as const,
+      reasons: ["12 of 20 canary requests"],
+      at: Date.now() - 1000,
+    },
   ],
 };
 
@@ -103,8 +100,14 @@ describe("gray status --watch, a router under load", () => {
       const store = new AdminStore(address);
       try {
         const now = Date.now();
-        const state = { ...RELEASE, id: newReleaseId(), started_at: now - 8000, lease_until: now + 120_000 };
-        expect(await takeRelease(store, "", { ...state, routers: [ctx.router.statusUrl] })).toBe(true);
+        const state = releaseAtStep2({
+          ...RELEASE,
+          id: newReleaseId(),
+          started_at: now - 8000,
+          lease_until: now + 120_000,
+          routers: [ctx.router.statusUrl],
+        });
+        expect(await takeRelease(store, "", state)).toBe(true);
       } finally {
         store.close();
       }

@@ -4,6 +4,7 @@
  */
 import { type Histogram, LATENCY_LE, type Status } from "../lua-src/gray/status.ts";
 import type { FleetReading } from "../node-src/cli/fleet.ts";
+import type { ReleaseState } from "../node-src/cli/release-state.ts";
 
 export interface RouteSpec {
   requests: number;
@@ -84,4 +85,25 @@ export function reading(at: number, routers: Record<string, Status | string>): F
     if (typeof r === "string") missing.push({ url, error: r });
     else statuses.set(url, r);
   return { at, statuses, missing };
+}
+
+/** What a test says of a release; the rest is a release of `canary` over 10, 50, 100 %, running at step 2 (50 %). */
+export type ReleaseSpec = Pick<
+  ReleaseState,
+  "id" | "owner" | "host" | "started_at" | "lease_until" | "routers" | "samples" | "verdicts"
+>;
+
+export function releaseAtStep2(spec: ReleaseSpec): ReleaseState {
+  return {
+    format: 1,
+    pid: 4242,
+    canary: "canary",
+    steps: [10, 50, 100],
+    from_weight: 0,
+    step: 2,
+    weight: 50,
+    state: "running",
+    control: "run",
+    ...spec,
+  };
 }

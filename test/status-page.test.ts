@@ -28,7 +28,6 @@ import {
   type Status,
 } from "../lua-src/gray/status.ts";
 import { quantile as cliQuantile } from "../node-src/cli/latency.ts";
-import type { ReleaseState } from "../node-src/cli/release-state.ts";
 import { fetchStatus } from "../node-src/cli/status.ts";
 import { PATTERNS } from "../node-src/nginx-conf.ts";
 import { buildPage, luaLongString, statusPageModule } from "../node-src/write-status-page.ts";
@@ -41,6 +40,7 @@ import {
   routeIncrease,
   seriesPath,
 } from "../page/status.ts";
+import { releaseAtStep2 } from "./status-fixtures.ts";
 import { expectCleanLog, sharedMemcached, useRouter } from "./support.ts";
 
 const histogram = (counts: number[]): Histogram => {
@@ -464,19 +464,10 @@ describe.each(PATTERNS)("%s pattern: the page in Chromium", (pattern) => {
   it("shows the running release written into memcached, as text, and says when the key is unreadable", async () => {
     const store = ctx.flags;
     const now = Date.now();
-    const release: ReleaseState = {
-      format: 1,
+    const release = releaseAtStep2({
       id: "0123456789ab",
       owner: 'ops@<img src="x">',
-      pid: 4242,
       host: "build-7",
-      canary: "canary",
-      steps: [10, 50, 100],
-      from_weight: 0,
-      step: 2,
-      weight: 50,
-      state: "running",
-      control: "run",
       started_at: now - 60000,
       lease_until: now + 600000,
       routers: [ctx.router.statusUrl],
@@ -485,7 +476,7 @@ describe.each(PATTERNS)("%s pattern: the page in Chromium", (pattern) => {
         stable: { requests: 300, errors: 1, error_rate: 1 / 300, p99_ms: 3.2 },
       },
       verdicts: [{ step: 1, weight: 10, verdict: "pass", reasons: [], at: now - 30000 }],
-    };
+    });
     const headline = page.locator('#release [data-field="headline"]');
     await checked(page, `${pattern}-release`, async () => {
       await store.set("gray:release", JSON.stringify(release));
