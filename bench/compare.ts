@@ -7,6 +7,7 @@
 import { execSync } from "node:child_process";
 import type { FlagStore } from "../harness/flags.ts";
 import type { MemcachedServer } from "../harness/memcached.ts";
+import type { NginxServer } from "../harness/nginx.ts";
 import {
   type Bed,
   type RoundPlan,
@@ -39,8 +40,14 @@ function timeWaits(port: number): number {
   return Number(out.trim());
 }
 
-function problems(log: string): number {
-  return log.split("\n").filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l)).length;
+/** error.log lines at warn or worse (the first is kept with the results, so a miss says what it was). */
+function problems(log: string): string[] {
+  return log.split("\n").filter((l) => /\[(warn|error|crit|alert|emerg)\]/.test(l));
+}
+
+function logOf(started: { nginx: NginxServer; logOffset: number } | undefined) {
+  const lines = started === undefined ? [] : problems(started.nginx.errorLog().slice(started.logOffset));
+  return { log_lines: lines.length, first_log_line: lines[0] ?? null };
 }
 
 export async function compareVariants(bed: Bed, load: RoundPlan, memcached: MemcachedServer, flags: FlagStore) {
@@ -109,7 +116,7 @@ export async function compareVariants(bed: Bed, load: RoundPlan, memcached: Memc
         // Not a target: under a closed-loop load the tail follows throughput. Shown with its spread.
         p99_spread: { min: Math.min(...rs.map((x) => x.p99Ms)), max: Math.max(...rs.map((x) => x.p99Ms)) },
         errors: rs.reduce((n, x) => n + x.errors, 0),
-        log_lines: d.nginx === undefined ? 0 : problems(d.nginx.nginx.errorLog().slice(d.nginx.logOffset)),
+        ...logOf(d.nginx),
         memcached_time_wait: timeWait.get(d.name) ?? 0,
       };
     });
@@ -128,6 +135,7 @@ export async function compareVariants(bed: Bed, load: RoundPlan, memcached: Memc
     const execOverFloor = execFloor.median;
     const overSeed = Math.min(row("cached").rps.median, row("cached-var").rps.median) / row("seed").rps.median;
     const logLines = routers.reduce((n, r) => n + r.log_lines, 0);
+    for (const r of routers) if (r.first_log_line !== null) console.log(`${r.variant} logged: ${r.first_log_line}`);
     const timeWaitGrowth = Math.max(...routers.map((r) => r.memcached_time_wait));
     const targets = [
       {
