@@ -252,7 +252,9 @@ describe("gray status --watch on a terminal", () => {
   // script(1) is util-linux's (Debian's bsdutils, essential; harness/setup.sh installs it where missing).
   it("redrawn in place through a pseudo-terminal; Ctrl-C shows the cursor again, exit 0", async () => {
     // script(1) gives gray a pseudo-terminal; ^C written to it is the terminal's SIGINT to gray.
-    const command = [
+    // script runs the command with $SHELL -c; `exec` makes gray the shell itself, so no shell
+    // (dash does not exec a lone command, bash does) shares the foreground group and dies of ^C.
+    const command = `exec ${[
       process.execPath,
       GRAY_BIN,
       "status",
@@ -263,9 +265,10 @@ describe("gray status --watch on a terminal", () => {
       fake.statusUrl,
     ]
       .map((w) => `'${w}'`)
-      .join(" ");
+      .join(" ")}`;
     const child = spawn("script", ["-qfec", command, "/dev/null"], {
-      env: { ...process.env, ...cliEnv() },
+      // dash, as on a fresh Debian machine whatever shell the test was started from.
+      env: { ...process.env, ...cliEnv(), SHELL: "/bin/sh" },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let out = "";
