@@ -35,15 +35,33 @@ export interface RunningGray {
   done: Promise<CliResult>;
 }
 
-export function spawnGray(args: string[], env: Record<string, string> = {}): RunningGray {
-  const child = spawn(process.execPath, [GRAY_BIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+/**
+ * On a terminal: script(1) (util-linux) gives gray a pseudo-terminal, so its stdout is what a
+ * terminal shows, and ^C written to its stdin is the terminal's SIGINT to gray.
+ */
+function onTerminal(args: string[]): [string, string[]] {
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  // script runs the command with $SHELL -c. `exec` makes gray replace the shell, so no shell
+  // (dash does not exec a lone command, bash does) is left in the foreground group to die of ^C.
+  const command = `exec ${[process.execPath, GRAY_BIN, ...args].map(quote).join(" ")}`;
+  return ["script", ["-qefc", command, "/dev/null"]];
+}
+
+export function spawnGray(
+  args: string[],
+  env: Record<string, string> = {},
+  { terminal = false }: { terminal?: boolean } = {},
+): RunningGray {
+  const [file, argv] = terminal ? onTerminal(args) : [process.execPath, [GRAY_BIN, ...args]];
+  const child = spawn(file, argv, {
+    // SHELL: dash, as on a fresh Debian machine, whatever shell the tests were started from.
+    env: { ...process.env, ...env, ...(terminal ? { SHELL: "/bin/sh" } : {}) },
+    stdio: [terminal ? "pipe" : "ignore", "pipe", "pipe"],
   });
   let out = "";
   let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<CliResult>((resolve) =>
     child.on("close", (code, signal) =>
       resolve({ code: code ?? (signal === null ? -1 : 128), stdout: out, stderr: err }),

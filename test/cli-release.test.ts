@@ -6,11 +6,10 @@
  * other processes (pause, resume, abort), SIGINT and SIGTERM rolling back, a dead one shown stale
  * and cleared by abort; `gray status` over several routers.
  */
-import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagStore } from "../harness/flags.ts";
-import { GRAY_BIN, type RunningGray, gray, spawnGray } from "../harness/gray-cli.ts";
+import { type RunningGray, gray, spawnGray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { readRules, setWeight } from "../harness/rules.ts";
 import { AppCopy, RouterStack } from "../harness/stack.ts";
@@ -465,41 +464,31 @@ describe("gray release, one at a time and steered from other shells", () => {
   });
 });
 
-/** Runs the CLI on a terminal (a pseudo-terminal from util-linux's script), returning what the terminal got. */
-function grayOnTerminal(args: string[]): Promise<{ code: number; output: string }> {
-  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
-  const command = [process.execPath, GRAY_BIN, ...args].map(quote).join(" ");
-  return new Promise((resolve) => {
-    execFile(
-      "script",
-      ["-qefc", command, "/dev/null"],
-      { env: { ...process.env, ...env() }, timeout: 30_000 },
-      (err, stdout) =>
-        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, output: stdout }),
-    );
-  });
-}
-
 describe("gray release on a terminal", () => {
   const ctx = useRouter({ options: ROUTER_OPTIONS });
 
   it("redraws one progress line per step, in place, then says the verdict", async () => {
     const load = Load.start({ url: ctx.router.url, sources: CLIENTS, durationMs: 30_000 });
-    const r = await grayOnTerminal([
-      "release",
-      "--steps",
-      "10,100",
-      "--interval",
-      "2500ms",
-      "--min-requests",
-      "20",
-      ...FLOOR,
-      "--status-url",
-      ctx.router.statusUrl,
-    ]);
+    const run = spawnGray(
+      [
+        "release",
+        "--steps",
+        "10,100",
+        "--interval",
+        "2500ms",
+        "--min-requests",
+        "20",
+        ...FLOOR,
+        "--status-url",
+        ctx.router.statusUrl,
+      ],
+      env(),
+      { terminal: true },
+    );
+    const r = await run.done;
     await load.stop();
     expect(r.code).toBe(0);
-    const lines = r.output.split(/\r?\n/).filter((l) => l !== "");
+    const lines = r.stdout.split(/\r?\n/).filter((l) => l !== "");
     expect(lines).toHaveLength(3);
     for (const [i, line] of lines.slice(0, 2).entries()) {
       const drawings = line.split("\r\x1b[K").filter((d) => d !== "");

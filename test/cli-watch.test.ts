@@ -7,11 +7,10 @@
  * router said, SIGTERM exit 0. On a terminal (through script(1)): redrawn in place, Ctrl-C leaves
  * the cursor shown.
  */
-import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeStatusServer } from "../harness/fake-status.ts";
-import { GRAY_BIN, type RunningGray, spawnGray } from "../harness/gray-cli.ts";
+import { type RunningGray, spawnGray } from "../harness/gray-cli.ts";
 import { Load, loopbackClients } from "../harness/load.ts";
 import { flagIps, readRules, setWeight } from "../harness/rules.ts";
 import { newReleaseId, takeRelease } from "../node-src/cli/release-state.ts";
@@ -251,33 +250,13 @@ describe("gray status --watch on a terminal", () => {
 
   // script(1) is util-linux's (Debian's bsdutils, essential; harness/setup.sh installs it where missing).
   it("redrawn in place through a pseudo-terminal; Ctrl-C shows the cursor again, exit 0", async () => {
-    // script(1) gives gray a pseudo-terminal; ^C written to it is the terminal's SIGINT to gray.
-    // script runs the command with $SHELL -c; `exec` makes gray the shell itself, so no shell
-    // (dash does not exec a lone command, bash does) shares the foreground group and dies of ^C.
-    const command = `exec ${[
-      process.execPath,
-      GRAY_BIN,
-      "status",
-      "--watch",
-      "--interval",
-      "200ms",
-      "--status-url",
-      fake.statusUrl,
-    ]
-      .map((w) => `'${w}'`)
-      .join(" ")}`;
-    const child = spawn("script", ["-qfec", command, "/dev/null"], {
-      // dash, as on a fresh Debian machine whatever shell the test was started from.
-      env: { ...process.env, ...cliEnv(), SHELL: "/bin/sh" },
-      stdio: ["pipe", "pipe", "pipe"],
+    const run = spawnGray(["status", "--watch", "--interval", "200ms", "--status-url", fake.statusUrl], cliEnv(), {
+      terminal: true,
     });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const code = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-    await until("3 redraws", () => out.split("\x1b[H").length > 3);
-    child.stdin.write("\x03");
-    expect(await code).toBe(0);
+    await until("3 redraws", () => run.stdout().split("\x1b[H").length > 3);
+    run.child.stdin!.write("\x03");
+    const { code, stdout: out } = await run.done;
+    expect(code).toBe(0);
     expect(out.startsWith(HIDE_CURSOR)).toBe(true);
     expect(out).toContain("\x1b[2J");
     expect(out).toMatch(/stable +100 % +[\d.]+ +20 /);
