@@ -1,9 +1,11 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller] [--requests N] [--help]
+ *                  [--parts main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
+ *                  [--pairs N] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
- * within each round, then the targets. growth: cost against flagged IPs, clients, ranges and workers.
+ * within each round, then the targets. pairs: each pattern's router against its floor in A B B A
+ * windows of 1 s, the fast path's contract. growth: cost against flagged IPs, clients, ranges and workers.
  * memory: a worker's RSS over N requests. rules: a large rules document loading under load (time,
  * slowest request, memory). profile: where a worker's time goes, sampled with perf
  * (when linux-perf is installed). helpers: the TypeScriptToLua helpers on the request path, timed.
@@ -31,6 +33,7 @@ import { type Goal, compareVariants, fmt } from "./compare.ts";
 import { type Bed, type RoundPlan, pinAside, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
+import { FLOOR_MARGIN_US, floorPairs } from "./pairs.ts";
 import { pathCost } from "./path.ts";
 import { lockedStoreCost } from "./locked.ts";
 import { memoryRun } from "./memory.ts";
@@ -46,17 +49,24 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "32" },
-    parts: { type: "string", default: "main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller" },
+    parts: {
+      type: "string",
+      default: "main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller",
+    },
+    pairs: { type: "string", default: "30" },
     requests: { type: "string", default: "1000000" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller] [--requests N]
+                 [--parts main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
+                 [--pairs N] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
+  pairs    the fast path's contract: each pattern's router against its floor, --pairs N (30) pairs of
+           A B B A windows of 1 s; the median difference in worker CPU per request and its 95 % interval
   growth   cost against flagged IPs (per-IP seed keys), distinct clients, ranges (rules document), workers
   rules    a large rules document loading under load: time, slowest request, memory
   memory   a worker's RSS over --requests requests
@@ -133,6 +143,22 @@ async function main(): Promise<number> {
       const main = await compareVariants(bed, LOAD, memcached, flags);
       result.rows = main.rows;
       targets.push(...main.targets);
+    }
+    if (PARTS.has("pairs")) {
+      const pairs = await floorPairs(bed, { pairs: Number(values.pairs), seconds: 1, connections: LOAD.connections });
+      result.pairs = pairs.rows;
+      console.log(
+        `\nEach pattern's router against its floor: ${values.pairs} pairs of A B B A windows of 1 s, worker CPU µs per request\n`,
+      );
+      console.log(pairs.table);
+      for (const r of pairs.rows) {
+        targets.push({
+          name: `router by ${r.pattern}, cached, <= its floor + ${FLOOR_MARGIN_US} µs CPU/request`,
+          value: r.median,
+          met: r.median <= FLOOR_MARGIN_US,
+          spread: { label: "95 % interval", min: r.low, max: r.high },
+        });
+      }
     }
     if (PARTS.has("growth")) {
       const points = await growth(
@@ -377,7 +403,7 @@ async function main(): Promise<number> {
     }
     console.log("");
     for (const t of targets) {
-      const spread = t.spread ? ` (rounds: ${fmt(t.spread.min)}..${fmt(t.spread.max)})` : "";
+      const spread = t.spread ? ` (${t.spread.label}: ${fmt(t.spread.min)}..${fmt(t.spread.max)})` : "";
       console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${fmt(t.value)}${spread}`);
     }
     result.targets = targets;

@@ -52,6 +52,8 @@ export interface RouterStackOptions {
   proxy?: string[];
   /** false: no log_by_lua line, as a conf without route counters has. */
   counters?: boolean;
+  /** The init_worker_by_lua line: workers load the rules as they start (default: on their first request). */
+  initWorker?: boolean;
   /** The drop-in pattern: route_upstream() and proxy_pass to $gray_upstream, or route() and ngx.exec (the default). */
   pattern?: Pattern;
   /** The rendered nginx.conf as a user might have edited it by hand (mistakes included). */
@@ -76,6 +78,7 @@ export type StackExtras = Pick<
   | "canaries"
   | "proxy"
   | "counters"
+  | "initWorker"
   | "pattern"
   | "handEdit"
 >;
@@ -143,6 +146,7 @@ export function renderStackConf(
         : { name: DEFAULT_CACHE_DICT, size: extra.cacheDictSize },
     serverExtra: extra.serverExtra,
     counters: extra.counters,
+    initWorker: extra.initWorker,
     pattern: extra.pattern,
   });
   const conf = renderMain({

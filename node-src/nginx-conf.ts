@@ -52,6 +52,8 @@ export interface RouterSite {
   statusAllow?: string[];
   /** false leaves out the log_by_lua line: no route counters (requests, 5xx, upstream time). */
   counters?: boolean;
+  /** The init_worker_by_lua line: each worker loads the rules as it starts, not on its first request. */
+  initWorker?: boolean;
 }
 
 const DEFAULT_DICT = { name: DEFAULT_CACHE_DICT, size: "10m" };
@@ -103,6 +105,15 @@ export function renderSite(site: RouterSite): string[] {
       "is refused while the running workers keep serving.",
     ),
     ...configureCall(site),
+    ...(site.initWorker
+      ? [
+          ...c(
+            "Optional: each worker loads the rules and starts checking them as it starts, so no request",
+            "waits for the first load and an idle router still shows the document and the release.",
+          ),
+          'init_worker_by_lua_block { require("gray.router").init_worker() }',
+        ]
+      : []),
     "",
     ...c("The stable (normal) version."),
     "upstream client {",

@@ -32,6 +32,7 @@ const site: RouterSite = {
     'canaries = { beta = { upstream = "beta" } },  -- a second canary: its own upstream {} (and @beta location)',
     "max_rules_bytes = 67108864,          -- a larger rules document is refused, the last one kept",
   ],
+  initWorker: true,
   listen: ["80"],
   stable: ["127.0.0.1:8081 max_fails=0"],
   canary: ["127.0.0.1:8082 max_fails=0"],

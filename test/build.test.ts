@@ -66,6 +66,7 @@ describe("drop-in examples", () => {
     expect(conf).toContain(`lua_package_path "${LUA_DIR}/?.lua;;";`);
     expect(conf).toContain('require("gray.router").configure({');
     expect(conf).toContain('log_by_lua_block { require("gray.router").log() }');
+    expect(conf).toContain('init_worker_by_lua_block { require("gray.router").init_worker() }');
     expect(conf).toMatch(
       /location \/ \{\s*set \$gray_upstream "";\s*access_by_lua_block \{ require\("gray.router"\).route_upstream\(\) \}[^}]*proxy_pass http:\/\/\$gray_upstream;/,
     );

@@ -78,6 +78,17 @@ describe("nginx refuses to start with a bad option", () => {
       await expect(start).rejects.toThrow(names);
     });
   }
+
+  it("init_worker() called from init_by_lua, where no timer can start: the message names init_worker_by_lua_block", async () => {
+    const start = RouterStack.start({
+      runtime: await testRuntime(),
+      memcached: sharedMemcached(),
+      handEdit: (conf) => conf.replace(/(configure\(.*\)) \}/, '$1 require("gray.router").init_worker() }'),
+    });
+    await expect(start).rejects.toThrow(
+      'init_worker() belongs in init_worker_by_lua_block { require("gray.router").init_worker() }',
+    );
+  });
 });
 
 // A reload keeps the route in both drop-in patterns.

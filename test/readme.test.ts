@@ -181,10 +181,12 @@ describe("nginx snippets on the pages route as they say", () => {
           ports.router,
         );
         try {
-          await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
           await flags.store!.flush();
-          // In the document: snippets read it whatever their ip_keys says.
+          // In the document: snippets read it whatever their ip_keys says. Written before nginx
+          // starts, so the first request finds it loaded whether a worker loads as it starts
+          // (init_worker) or on that request.
           await flagIps(memcached.address, "", ["127.0.0.2"]);
+          await nginx.start(runtime, [LUA_DIR, LUA_SHIM_DIR]);
           for (const run of ["cold", "warm"]) {
             expect(await routeOf(nginx.url, { from: "127.0.0.2" }), `flagged client (${run})`).toBe("canary");
             expect(await routeOf(nginx.url, { from: "127.0.0.3" }), `other client (${run})`).toBe("stable");

@@ -268,6 +268,56 @@ describe.each([
     });
   });
 
+  describe("a router that serves nothing", () => {
+    const access = useStoreAccess(locked);
+    let memcached: MemcachedServer;
+    let router: RouterStack | undefined;
+
+    beforeAll(async () => {
+      memcached = await MemcachedServer.start(await testRuntime(), access.server);
+    });
+    afterAll(async () => {
+      await closeAgents();
+      await router?.stop();
+      await memcached?.stop();
+    });
+
+    /** Flushes the store under a router that has answered no request at all; true if the pointer came back within 3 s. */
+    async function healedUnasked(initWorker: boolean): Promise<boolean> {
+      await flagIps(memcached.address, "", ["127.0.1.1"]);
+      router = await RouterStack.start(
+        access.router({
+          runtime: await testRuntime(),
+          memcached,
+          workers: 2,
+          initWorker,
+          options: { cache_ttl_ms: TTL_MS },
+        }),
+      );
+      await sleep(2 * TTL_MS);
+      await memcached.flush();
+      const back = await until(
+        "the pointer written back",
+        3000,
+        async () => (await withStore(memcached.address, (s) => s.get(pointerKey("")))) !== undefined,
+      ).then(
+        () => true,
+        () => false,
+      );
+      await router.stop();
+      router = undefined;
+      return back;
+    }
+
+    it("with init_worker(), loads the rules as it starts and writes a lost pointer back", async () => {
+      expect(await healedUnasked(true)).toBe(true);
+    });
+
+    it("without it, loads nothing until its first request, so a lost pointer stays lost", async () => {
+      expect(await healedUnasked(false)).toBe(false);
+    });
+  });
+
   describe.each(PATTERNS)("cold start and reload, %s pattern", (pattern) => {
     const access = useStoreAccess(locked);
     let memcached: MemcachedServer;

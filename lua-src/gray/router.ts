@@ -36,6 +36,7 @@ import {
   installRules,
   releaseRead,
   routeOfUpstream,
+  startRules,
   targetOf,
 } from "./snapshot.ts";
 import {
@@ -237,6 +238,18 @@ function loggedRoute(): string | undefined {
   inFlight.delete(request);
   inFlightCount--;
   return route;
+}
+
+/**
+ * Optional, from init_worker_by_lua: each worker loads the rules and starts checking them as it
+ * starts. Without it a worker starts on its first request (routed, or a /gray/status answer), which
+ * then waits for the load, and a worker that has served nothing neither loads nor heals the store.
+ */
+export function init_worker(): void {
+  // In init_by_lua (the master) it could start nothing: no timers there.
+  if (ngx.get_phase() === "init")
+    error('gray.router: init_worker() belongs in init_worker_by_lua_block { require("gray.router").init_worker() }', 2);
+  startRules();
 }
 
 /** Decides the request's route ("stable" or a canary's name) by these rules, counts the rule and sets the debug headers. */

@@ -531,16 +531,42 @@ function onTimer(this: void, premature: boolean): void {
   guardedRefresh();
 }
 
-/** A worker's first request: the dict's copy, else memcached, while this worker's other requests wait (bounded). */
-function begin(): void {
-  started = true;
-  ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
+/** The worker's first load: the dict's copy, else memcached, while this worker's requests wait (bounded). */
+function firstLoad(): void {
   firstLoading = true;
   loading = true;
   const [ok, fromCopy] = pcall(loadCopy);
   loading = false;
   if (!ok || !fromCopy) guardedRefresh();
   firstLoading = false;
+}
+
+/** Without init_worker(): the worker's first request starts the timer and loads the rules itself. */
+function begin(): void {
+  started = true;
+  ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
+  firstLoad();
+}
+
+function onFirstLoadTimer(this: void, premature: boolean): void {
+  if (premature) firstLoading = false;
+  else firstLoad();
+}
+
+/**
+ * From init_worker_by_lua: starts the timer and the first load as the worker starts, so an idle
+ * router loads, heals and reads the release too, and no request waits on the first load. The load
+ * runs in a timer of its own, as init_worker cannot use sockets; a request arriving before it ends
+ * waits for it as for a first request's.
+ */
+export function startRules(): void {
+  if (started) return;
+  started = true;
+  firstLoading = true;
+  ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
+  const [timer] = ngx.timer.at(0, onFirstLoadTimer);
+  // No timer (worker exiting, timers exhausted): the periodic check loads; no request waits.
+  if (timer === undefined) firstLoading = false;
 }
 
 /** How long a request waits for its worker's first load: a pointer and a chunk round trip, and the parse. */

@@ -46,6 +46,8 @@ interface SharedDict {
 interface NgxTimer {
   /** Runs callback every `delay` seconds until the worker exits (then once more with premature = true). */
   every(delay: number, callback: (premature: boolean) => void): LuaMultiReturn<[1] | [undefined, string]>;
+  /** Runs callback once, `delay` seconds from now (premature = true when the worker exits first). */
+  at(delay: number, callback: (premature: boolean) => void): LuaMultiReturn<[1] | [undefined, string]>;
 }
 
 /** @noSelf */
@@ -84,6 +86,8 @@ interface NgxApi {
   time(this: void): number;
   /** Yields for `seconds` (0: to whatever else is ready); cosocket contexts only (requests, timers). */
   sleep(this: void, seconds: number): void;
+  /** The phase running: "init", "init_worker", "access", "timer", … */
+  get_phase(this: void): string;
   /** Writes to the response body. */
   print(this: void, ...parts: string[]): void;
 }
