@@ -28,7 +28,7 @@ import { PATTERNS } from "../node-src/nginx-conf.ts";
 import { flag } from "../node-src/rules/edit.ts";
 import { encodeDocument } from "../node-src/rules/format.ts";
 import { readCurrent } from "../node-src/rules/revisions.ts";
-import { testRuntime, useOwnStore, useStoreAccess } from "./support.ts";
+import { type StoreAccess, testRuntime, useOwnStore, useStoreAccess } from "./support.ts";
 
 const TTL_MS = 300;
 
@@ -61,6 +61,27 @@ async function allServed(url: string, clients: string[], route: string): Promise
 async function loadedEverywhere(url: string, client: string, route: string): Promise<void> {
   await until("loaded", TTL_MS + 1000, () => allServed(url, [client], route));
   await sleep(TTL_MS + 100);
+}
+
+/**
+ * A memcached of the block's own, and the router a test starts on it itself (a cold start), kept
+ * in `router` to be stopped after the block with the store.
+ */
+function useColdStarts(locked: boolean) {
+  const ctx = { access: useStoreAccess(locked) } as {
+    access: StoreAccess;
+    memcached: MemcachedServer;
+    router: RouterStack | undefined;
+  };
+  beforeAll(async () => {
+    ctx.memcached = await MemcachedServer.start(await testRuntime(), ctx.access.server);
+  });
+  afterAll(async () => {
+    await closeAgents();
+    await ctx.router?.stop();
+    await ctx.memcached?.stop();
+  });
+  return ctx;
 }
 
 const clients = (net: string, n: number) => Array.from({ length: n }, (_, i) => `${net}.${i + 1}`);
@@ -240,7 +261,7 @@ describe.each([
       expect(await served(ctx.router.url, "127.0.4.1")).toBe("canary");
     });
 
-    it("entries naming a canary this ctx.router does not know stay on stable, with a warning", async () => {
+    it("entries naming a canary this router does not know stay on stable, with a warning", async () => {
       await flagIps(ctx.memcached.address, "", ["127.0.3.1"], { canary: "gamma" });
       await flagIps(ctx.memcached.address, "", ["127.0.3.2"], { canary: "beta" });
       await loadedEverywhere(ctx.router.url, "127.0.3.2", "beta");
@@ -269,43 +290,32 @@ describe.each([
   });
 
   describe("a router that serves nothing", () => {
-    const access = useStoreAccess(locked);
-    let memcached: MemcachedServer;
-    let router: RouterStack | undefined;
-
-    beforeAll(async () => {
-      memcached = await MemcachedServer.start(await testRuntime(), access.server);
-    });
-    afterAll(async () => {
-      await closeAgents();
-      await router?.stop();
-      await memcached?.stop();
-    });
+    const ctx = useColdStarts(locked);
 
     /** Flushes the store under a router that has answered no request at all; true if the pointer came back within 3 s. */
     async function healedUnasked(initWorker: boolean): Promise<boolean> {
-      await flagIps(memcached.address, "", ["127.0.1.1"]);
-      router = await RouterStack.start(
-        access.router({
+      await flagIps(ctx.memcached.address, "", ["127.0.1.1"]);
+      ctx.router = await RouterStack.start(
+        ctx.access.router({
           runtime: await testRuntime(),
-          memcached,
+          memcached: ctx.memcached,
           workers: 2,
           initWorker,
           options: { cache_ttl_ms: TTL_MS },
         }),
       );
       await sleep(2 * TTL_MS);
-      await memcached.flush();
+      await ctx.memcached.flush();
       const back = await until(
         "the pointer written back",
         3000,
-        async () => (await withStore(memcached.address, (s) => s.get(pointerKey("")))) !== undefined,
+        async () => (await withStore(ctx.memcached.address, (s) => s.get(pointerKey("")))) !== undefined,
       ).then(
         () => true,
         () => false,
       );
-      await router.stop();
-      router = undefined;
+      await ctx.router.stop();
+      ctx.router = undefined;
       return back;
     }
 
@@ -319,54 +329,51 @@ describe.each([
   });
 
   describe.each(PATTERNS)("cold start and reload, %s pattern", (pattern) => {
-    const access = useStoreAccess(locked);
-    let memcached: MemcachedServer;
-    let router: RouterStack | undefined;
-
-    beforeAll(async () => {
-      memcached = await MemcachedServer.start(await testRuntime(), access.server);
-    });
-    afterAll(async () => {
-      await closeAgents();
-      await router?.stop();
-      await memcached?.stop();
-    });
+    const ctx = useColdStarts(locked);
 
     it("the first request of a fresh router is routed by the document already in memcached", async () => {
-      await flagIps(memcached.address, "", ["127.0.1.1"]);
-      router = await RouterStack.start(
-        access.router({ runtime: await testRuntime(), memcached, pattern, workers: 2, reuseport: true }),
+      await flagIps(ctx.memcached.address, "", ["127.0.1.1"]);
+      ctx.router = await RouterStack.start(
+        ctx.access.router({
+          runtime: await testRuntime(),
+          memcached: ctx.memcached,
+          pattern,
+          workers: 2,
+          reuseport: true,
+        }),
       );
-      expect(await served(router.url, "127.0.1.1", true)).toBe("canary");
-      expect(await served(router.url, "127.0.1.2", true)).toBe("stable");
+      expect(await served(ctx.router.url, "127.0.1.1", true)).toBe("canary");
+      expect(await served(ctx.router.url, "127.0.1.2", true)).toBe("stable");
     });
 
     it("a reload while memcached is down keeps the rules (from the shared dict's copy)", async () => {
-      await memcached.stop();
-      const reload = await router!.reload();
+      await ctx.memcached.stop();
+      const reload = await ctx.router!.reload();
       expect(reload.ok, reload.log).toBe(true);
       await closeAgents();
-      for (let i = 0; i < 6; i++) expect(await served(router!.url, "127.0.1.1", true)).toBe("canary");
-      expect((await fetchStatus(router!.statusUrl)).document.source).toBe("shared dict");
+      for (let i = 0; i < 6; i++) expect(await served(ctx.router!.url, "127.0.1.1", true)).toBe("canary");
+      expect((await fetchStatus(ctx.router!.statusUrl)).document.source).toBe("shared dict");
       await until("the store's failure in /gray/status", 2000, async () =>
-        /memcached/.test((await fetchStatus(router!.statusUrl)).document.last_error ?? ""),
+        /memcached/.test((await fetchStatus(ctx.router!.statusUrl)).document.last_error ?? ""),
       );
     });
 
     it("a fresh start with memcached down routes by the conf alone, then loads once it is back", async () => {
-      await router!.stop();
-      router = await RouterStack.start(access.router({ runtime: await testRuntime(), memcached, pattern }));
+      await ctx.router!.stop();
+      ctx.router = await RouterStack.start(
+        ctx.access.router({ runtime: await testRuntime(), memcached: ctx.memcached, pattern }),
+      );
       const started = Date.now();
-      expect(await served(router.url, "127.0.1.1", true)).toBe("stable");
+      expect(await served(ctx.router.url, "127.0.1.1", true)).toBe("stable");
       // Bounded by the store timeout, not by the store's absence.
       expect(Date.now() - started).toBeLessThan(1000);
-      expect((await fetchStatus(router.statusUrl)).document.revision).toBeNull();
-      await memcached.startAgain();
-      await flagIps(memcached.address, "", ["127.0.1.1"]);
+      expect((await fetchStatus(ctx.router.statusUrl)).document.revision).toBeNull();
+      await ctx.memcached.startAgain();
+      await flagIps(ctx.memcached.address, "", ["127.0.1.1"]);
       await until(
         "loaded after the store came back",
         2000,
-        async () => (await served(router!.url, "127.0.1.1")) === "canary",
+        async () => (await served(ctx.router!.url, "127.0.1.1")) === "canary",
       );
     });
   });
