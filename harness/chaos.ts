@@ -9,7 +9,7 @@
  * run.ts (running a case and its bars), table.ts (the README's table). Callers import from here,
  * so the folder can be rearranged without touching them.
  */
-export { ChaosBed, POOL_SIZE, TIMEOUT_MS, WORKERS } from "./chaos/bed.ts";
+export { ChaosBed, POOL_SIZE, STORE_CONNECTIONS_BOUND, TIMEOUT_MS, WORKERS } from "./chaos/bed.ts";
 export { CHAOS_CASES } from "./chaos/cases.ts";
 export {
   type CaseResult,

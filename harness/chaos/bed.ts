@@ -18,6 +18,11 @@ export const TIMEOUT_MS = 50;
 export const WORKERS = 2;
 /** memcached.pool_size (its default): idle connections kept per worker. */
 export const POOL_SIZE = 32;
+/**
+ * Store connections the router may hold: per worker, its lookups' pool and the rules check's own
+ * pool of one (snapshot.ts), which a 60 s soak showed in use beside a full lookup pool.
+ */
+export const STORE_CONNECTIONS_BOUND = WORKERS * (POOL_SIZE + 1);
 /** Cached lookups expire quickly, so a recovered store is asked again soon (and a negative entry is short-lived). */
 const CACHE_TTL_MS = 200;
 /** memcached -m: the smallest it takes with its default 1 MB item size limit (-m 1 is refused). */
