@@ -318,6 +318,10 @@ describe("a fleet losing a memcached node under load: 2 routers, 3 nodes, ip_key
       await victim.startAgain();
       const restartedAt = performance.now();
       marks.push(`restarted ${new Date().toISOString()}`);
+      // The edit after the restart waits for nutcracker to take the node back (its next retry):
+      // one made while the node is still ejected lands on another node and is hidden when it
+      // rejoins, and lost if no router loaded it meanwhile (docs/fleet.md; CI caught one).
+      await sleep(fleet.proxy.retryTimeoutMs + 500);
       let after: { code: number; stderr: string } | undefined;
       for (let k = 0; k < 20; k++) {
         after = await gray(["add-user", "after-restart", "--canary", "beta"], env());
