@@ -541,32 +541,29 @@ function firstLoad(): void {
   firstLoading = false;
 }
 
-/** Without init_worker(): the worker's first request starts the timer and loads the rules itself. */
-function begin(): void {
-  started = true;
-  ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
-  firstLoad();
-}
-
 function onFirstLoadTimer(this: void, premature: boolean): void {
   if (premature) firstLoading = false;
   else firstLoad();
 }
 
 /**
- * From init_worker_by_lua: starts the timer and the first load as the worker starts, so an idle
- * router loads, heals and reads the release too, and no request waits on the first load. The load
- * runs in a timer of its own, as init_worker cannot use sockets; a request arriving before it ends
- * waits for it as for a first request's.
+ * Starts the worker's timer and its first load: at once on a request (without init_worker()), or
+ * in a timer of its own from init_worker, which cannot use sockets. Requests arriving meanwhile
+ * wait for that load, bounded, either way.
  */
-export function startRules(): void {
-  if (started) return;
+function start(loadNow: boolean): void {
   started = true;
-  firstLoading = true;
   ngx.timer.every(options.cache_ttl_ms / 1000, onTimer);
+  if (loadNow) return firstLoad();
+  firstLoading = true;
   const [timer] = ngx.timer.at(0, onFirstLoadTimer);
   // No timer (worker exiting, timers exhausted): the periodic check loads; no request waits.
   if (timer === undefined) firstLoading = false;
+}
+
+/** From init_worker_by_lua: an idle router loads, heals and reads the release too, and no request waits on the first load. */
+export function startRules(): void {
+  if (!started) start(false);
 }
 
 /** How long a request waits for its worker's first load: a pointer and a chunk round trip, and the parse. */
@@ -577,7 +574,7 @@ function waitForFirstLoad(): void {
 
 /** The rules in force: read once per request. */
 export function currentRules(): InForce {
-  if (!started) begin();
+  if (!started) start(true);
   else if (firstLoading && loaded === undefined) waitForFirstLoad();
   const expiry = inForce.view.nextExpiry;
   if (expiry !== 0 && ngx_time() >= expiry) inForce = { ...inForce, view: viewOf(loaded?.doc) };
