@@ -58,7 +58,8 @@ function authenticate(client: MemcachedClient, credentials: Credentials): string
  * The TLS handshake: why it failed, or undefined. reused_session is nil, not false: with false,
  * lua-resty-core returns true for a handshake that completed at once (a loopback peer) even when
  * the certificate failed verification (fixed upstream in lua-nginx-module #2506, not in Debian 12's
- * 0.10.23); with nil it checks the result, and raises for that same case (lua-resty-core #499).
+ * 0.10.23); with nil it checks the result, and raises for that same case (lua-resty-core #499),
+ * without OpenSSL's reason. Whether the handshake completes at once depends on timing.
  */
 function secure(this: void, sock: MemcachedSocket, tls: TlsOptions): string | undefined {
   const [, failure] = sock.sslhandshake(undefined, tls.server_name, tls.verify);
@@ -77,7 +78,8 @@ function greet(client: MemcachedClient, options: MemcachedOptions): string | und
   if ((tls === undefined && credentials === undefined) || client.get_reused_times()[0] !== 0) return undefined;
   if (tls !== undefined) {
     const [ran, failure] = pcall(secure, client.sock, tls);
-    const why = ran ? failure : "the certificate failed verification";
+    // The raise carries no reason; OpenSSL's own words, so both paths read alike in the log.
+    const why = ran ? failure : "certificate verify failed";
     if (why !== undefined)
       return `TLS handshake with ${tls.server_name} failed: ${printable(why)}${tls.verify ? ` (${VERIFY_HINT})` : ""}`;
   }
