@@ -24,6 +24,8 @@ dependencies = {
    "lua >= 5.1",
    -- Debian's lua-nginx-memcached installs it as nginx.memcached; gray.store finds either name.
    "lua-resty-memcached",
+   -- Comes with lua-resty-core (and so with OpenResty and Debian's libnginx-mod-http-lua).
+   "lua-resty-lrucache",
 }
 build = {
    type = "builtin",

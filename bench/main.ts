@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
- *                  [--parts main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
+ *                  [--parts main,pairs,instructions,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
  *                  [--pairs N] [--requests N] [--help]
  *
  * main (compare.ts): every variant once per round, interleaved, ratios to plain proxy_pass taken
@@ -35,6 +35,7 @@ import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
 import { FLOOR_MARGIN_US, floorPairs } from "./pairs.ts";
 import { pathCost } from "./path.ts";
+import { instructionPairs, valgrindAvailable } from "./instructions.ts";
 import { lockedStoreCost } from "./locked.ts";
 import { memoryRun } from "./memory.ts";
 import { type Profile, perfAvailable, profile } from "./profile.ts";
@@ -51,7 +52,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     parts: {
       type: "string",
-      default: "main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller",
+      default: "main,pairs,instructions,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller",
     },
     pairs: { type: "string", default: "30" },
     requests: { type: "string", default: "1000000" },
@@ -60,13 +61,15 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(`npm run bench [-- --runtime native|containers] [--rounds N] [--seconds S] [--connections C]
-                 [--parts main,pairs,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
+                 [--parts main,pairs,instructions,growth,rules,memory,profile,helpers,histogram,path,locked,fleet,poller]
                  [--pairs N] [--requests N]
 
 parts (default: all of them, in this order):
   main     every variant once per round, interleaved, ratios to plain proxy_pass, then the targets
   pairs    the fast path's contract: each pattern's router against its floor, --pairs N (30) pairs of
            A B B A windows of 1 s; the median difference in worker CPU per request and its 95 % interval
+  instructions  the same pairs counted, not timed: instructions per request of each router and its floor,
+           one nginx process under valgrind's callgrind (native runtime, valgrind installed)
   growth   cost against flagged IPs (per-IP seed keys), distinct clients, ranges (rules document), workers
   rules    a large rules document loading under load: time, slowest request, memory
   memory   a worker's RSS over --requests requests
@@ -158,6 +161,25 @@ async function main(): Promise<number> {
           met: r.median <= FLOOR_MARGIN_US,
           spread: { label: "95 % interval", min: r.low, max: r.high },
         });
+      }
+    }
+    if (PARTS.has("instructions")) {
+      if (runtime.name !== "native" || !valgrindAvailable()) {
+        console.log(
+          "\nInstructions: needs the native runtime and valgrind (apt-get install valgrind), so none counted",
+        );
+      } else {
+        const rows = await instructionPairs(bed, 2000, 3000);
+        result.instructions = rows;
+        console.log(
+          "\nEach pattern's router against its floor, counted: instructions per request (callgrind, 3,000 requests)\n",
+        );
+        console.log(
+          table(
+            ["pattern", "floor", "router", "router − floor"],
+            rows.map((r) => [r.pattern, fmt(r.floor, 0), fmt(r.router, 0), fmt(r.router - r.floor, 0)]),
+          ),
+        );
       }
     }
     if (PARTS.has("growth")) {

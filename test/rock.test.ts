@@ -82,8 +82,10 @@ describe("rockspec", () => {
       expect(file).toBe(`dist/lua/${name.replace(/\./g, "/")}.lua`);
   });
 
-  it("depends on lua-resty-memcached", () => {
-    expect(spec.dependencies.map((d) => d.split(/\s/)[0])).toContain("lua-resty-memcached");
+  it("depends on lua-resty-memcached and lua-resty-lrucache", () => {
+    expect(spec.dependencies.map((d) => d.split(/\s/)[0])).toEqual(
+      expect.arrayContaining(["lua-resty-memcached", "lua-resty-lrucache"]),
+    );
   });
 
   it("passes luarocks lint", () => {
@@ -147,11 +149,11 @@ describe("dist.ini (OPM)", () => {
     expect(field("main_module")).toBe("dist/lua/gray/router.lua");
   });
 
-  it("requires ngx_lua and openresty/lua-resty-memcached, in opm's dependency syntax", () => {
+  it("requires ngx_lua, openresty/lua-resty-memcached and openresty/lua-resty-lrucache, in opm's dependency syntax", () => {
     const deps = field("requires").split(/\s*,\s*/);
     for (const d of deps) expect(d).toMatch(/^[-/\w]+(\s*[^\w\s]+\s*\w\S*)?$/);
     expect(deps.map((d) => d.split(/\s/)[0])).toEqual(
-      expect.arrayContaining(["ngx_http_lua", "openresty/lua-resty-memcached"]),
+      expect.arrayContaining(["ngx_http_lua", "openresty/lua-resty-memcached", "openresty/lua-resty-lrucache"]),
     );
   });
 

@@ -28,6 +28,17 @@ describe("status rendering (the same code, as JavaScript)", () => {
     expect(sumTimes("")).toBe(0);
   });
 
+  it("reads each of nginx's times (%T.%03M) as exactly the double Number() reads", () => {
+    for (const ms of [0, 1, 4, 10, 99, 100, 999, 1000, 1234, 12345, 59999, 86400000 + 7]) {
+      const text = `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, "0")}`;
+      expect(sumTimes(text), text).toBe(Number(text));
+    }
+    expect(sumTimes("12")).toBe(12);
+    expect(sumTimes("1.5")).toBe(1.5);
+    expect(sumTimes("1.5x1")).toBe(1.5 + 1);
+    expect(sumTimes("x.004")).toBe(0.004);
+  });
+
   it("puts a time in the first bucket whose bound it does not exceed (le is inclusive)", () => {
     expect(LATENCY_LE).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
     expect(latencyBucket(0)).toBe(0);

@@ -6,6 +6,7 @@
  * When memcached fails, they answer from stale cache entries where there are any, else as
  * absent, and the worker leaves the store alone for a moment.
  */
+import * as lrucache from "resty.lrucache";
 import { EVICTION_COUNTER, STORE_COUNTER, STORE_ERROR_COUNTER, count } from "./counters.ts";
 import type { RouterOptions } from "./options.ts";
 import type { Lookups } from "./rules.ts";
@@ -20,7 +21,16 @@ const STORE_RETRY_S = 0.2;
 /** At most one warning per worker per this many seconds, however many lookups fall back. */
 const WARN_INTERVAL_S = 5;
 
+/**
+ * Fresh answers each worker keeps in front of the shared dict, in lua-resty-lrucache: a steady
+ * client skips the dict's lock and key compare, the most a cached request spent on ip_keys. Each
+ * lives only until its dict entry stops being fresh, so it never answers longer than the dict
+ * would; stale answers (store failures) still come from the dict alone.
+ */
+const RECENT_ITEMS = 10000;
+
 let options!: RouterOptions;
+let recent: LruCache<string | false> | undefined;
 let connectOptions!: MemcachedConnectOptions;
 let dict: SharedDict | undefined;
 let ttl = 0;
@@ -33,6 +43,8 @@ export function installLookups(parsed: RouterOptions, zone: SharedDict | undefin
   // Built once here, not per request: cosocket connect options for the pool.
   connectOptions = { pool_size: parsed.memcached.pool_size };
   dict = zone;
+  // Only beside the dict: without one, nothing is cached (the conf asked for none).
+  recent = zone === undefined ? undefined : (lrucache.new(RECENT_ITEMS)[0] as LruCache<string | false>);
   ttl = parsed.cache_ttl_ms / 1000;
   storeRetryAt = 0;
 }
@@ -82,13 +94,19 @@ function nowMs32(now: number): number {
   return Math.floor(now * 1000) % WRAP_MS;
 }
 
-/** expires is later than now, read on the 32-bit clock: a difference past half the wrap is the other way round. */
-function isFresh(expires: number | undefined, now: number): boolean {
-  if (expires === undefined) return false;
-  let ahead = expires - nowMs32(now);
-  if (ahead > WRAP_MS / 2) ahead -= WRAP_MS;
-  else if (ahead < -WRAP_MS / 2) ahead += WRAP_MS;
-  return ahead > 0;
+/** How many ms expires is later than now (≤ 0: not fresh), read on the 32-bit clock: a difference past half the wrap is the other way round. */
+function freshForMs(expires: number | undefined, now: number): number {
+  if (expires === undefined) return 0;
+  const ahead = expires - nowMs32(now);
+  if (ahead > WRAP_MS / 2) return ahead - WRAP_MS;
+  if (ahead < -WRAP_MS / 2) return ahead + WRAP_MS;
+  return ahead;
+}
+
+/** A fresh answer: counted as a cache hit, the absent marker (false) as undefined. */
+function hit(value: string | false): string | undefined {
+  count(STORE_COUNTER.hits, 1);
+  return value === false ? undefined : value;
 }
 
 /** The answer without the store: a stale cached one, else absent. */
@@ -98,13 +116,21 @@ function fallbackFlag(stale: string | number | boolean | undefined): string | un
 }
 
 function flag(key: string): string | undefined {
+  if (recent !== undefined) {
+    const [known] = recent.get(key);
+    if (known !== undefined) return hit(known);
+  }
   const now = ngx_now();
   let cached: string | number | boolean | undefined;
   if (dict !== undefined) {
     const [value, expires] = dict.get(key);
-    if (value !== undefined && isFresh(expires, now)) {
-      count(STORE_COUNTER.hits, 1);
-      return typeof value === "string" ? value : undefined;
+    if (value !== undefined) {
+      const freshMs = freshForMs(expires, now);
+      if (freshMs > 0) {
+        const known = typeof value === "string" ? value : false;
+        recent?.set(key, known, freshMs / 1000);
+        return hit(known);
+      }
     }
     cached = value;
   }
@@ -120,6 +146,7 @@ function flag(key: string): string | undefined {
     // flags 0 reads back as no flags: such an entry is simply stale a millisecond early.
     const [, , forcible] = dict.set(key, value ?? false, ttl + STALE_KEEP_S, nowMs32(now + ttl));
     if (forcible) count(EVICTION_COUNTER, 1);
+    recent?.set(key, value ?? false, ttl);
   }
   return value;
 }

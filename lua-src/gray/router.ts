@@ -35,7 +35,6 @@ import {
   documentStatus,
   installRules,
   releaseRead,
-  routeOfUpstream,
   startRules,
   targetOf,
 } from "./snapshot.ts";
@@ -205,7 +204,11 @@ function logMissing(): boolean {
   return true;
 }
 
-/** For the exec pattern: the route, kept for log() by request (ngx.ctx does not survive ngx.exec). */
+/**
+ * The route, kept for log() by request: ngx.ctx does not survive ngx.exec, and reading
+ * $gray_upstream back costs log() a variable lookup by name and a string (and would map the
+ * upstream back through rules that may have changed since).
+ */
 function remember(route: string): void {
   // No counters without the dict, or without log(): nothing to remember for it.
   if (dict === undefined || !counting || logMissing()) return;
@@ -221,16 +224,13 @@ function remember(route: string): void {
       ' routed requests were never logged; is log_by_lua_block { require("gray.router").log() } set for the locations route() sends to?',
     );
   }
+  // An internal redirect can route the same request twice: count it once.
+  if (inFlight.get(request) === undefined) inFlightCount++;
   inFlight.set(request, route);
-  inFlightCount++;
 }
 
-/** The route log() counts a request under: from $gray_upstream when route_upstream() set it, else from what route() remembered. */
+/** The route log() counts a request under, as route() or route_upstream() remembered it. */
 function loggedRoute(): string | undefined {
-  if (upstreamVar === UpstreamVar.Declared) {
-    const upstream = ngx_var.gray_upstream;
-    if (upstream !== undefined && upstream !== "") return routeOfUpstream(upstream);
-  }
   const request = requestKey();
   if (request === undefined) return undefined;
   const route = inFlight.get(request);
@@ -293,23 +293,23 @@ function writeUpstreamVar(this: void, name: string): void {
  */
 export function route_upstream(): void {
   const rules = currentRules();
-  const name = targetOf(rules, decideRequest(rules)).upstream;
-  if (upstreamVar === UpstreamVar.Declared) {
-    // log() reads the route back from the variable: nothing to remember per request.
-    ngx_var.gray_upstream = name;
-    if (!logSeen && dict !== undefined && counting) logMissing();
-    return;
+  const route = decideRequest(rules);
+  const name = targetOf(rules, route).upstream;
+  if (upstreamVar === UpstreamVar.Declared) ngx_var.gray_upstream = name;
+  else if (upstreamVar === UpstreamVar.Missing) return;
+  else {
+    // nginx variables are declared per conf, not per location: one try tells for the worker's lifetime.
+    const [declared] = pcall(writeUpstreamVar, name);
+    upstreamVar = declared ? UpstreamVar.Declared : UpstreamVar.Missing;
+    if (!declared) {
+      ngx_log(
+        ngx.ERR,
+        'gray.router: route_upstream() cannot set $gray_upstream, which this conf never declares: add set $gray_upstream ""; and proxy_pass http://$gray_upstream; to the location that calls it (requests go where the location sends them until then)',
+      );
+      return;
+    }
   }
-  if (upstreamVar === UpstreamVar.Missing) return;
-  // nginx variables are declared per conf, not per location: one try tells for the worker's lifetime.
-  const [declared] = pcall(writeUpstreamVar, name);
-  upstreamVar = declared ? UpstreamVar.Declared : UpstreamVar.Missing;
-  if (!declared) {
-    ngx_log(
-      ngx.ERR,
-      'gray.router: route_upstream() cannot set $gray_upstream, which this conf never declares: add set $gray_upstream ""; and proxy_pass http://$gray_upstream; to the location that calls it (requests go where the location sends them until then)',
-    );
-  }
+  remember(route);
 }
 
 /** The log handler: counts the request under its route (requests, 5xx, upstream time, the latency histogram). */
@@ -323,13 +323,13 @@ export function log(): void {
   if (ngx.status >= 500) count(counters.responses_5xx, 1);
   const times = ngx_var.upstream_response_time;
   if (times !== undefined) {
-    // One upstream tried (the usual case) is a plain number; a list ("0.001, 0.002") is summed.
-    const seconds = tonumber(times) ?? sumTimes(times);
+    // One upstream tried (the usual case) is one number; a list ("0.001, 0.002") is summed.
+    const seconds = sumTimes(times);
     count(counters.upstream_seconds, seconds);
     observe(counters, seconds);
   } else {
     // No upstream (answered by nginx itself, or the connect never happened): the request's own time.
-    observe(counters, tonumber(ngx_var.request_time) ?? 0);
+    observe(counters, sumTimes(ngx_var.request_time ?? ""));
   }
 }
 

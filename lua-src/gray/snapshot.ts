@@ -110,8 +110,6 @@ export interface InForce {
   view: RulesView;
   /** Where each route ("stable", each canary) hands requests on. */
   targets: Record<string, RouteTarget>;
-  /** The route of each target upstream, for log() reading $gray_upstream back. */
-  upstreamRoutes: Record<string, string>;
 }
 
 let inForce!: InForce;
@@ -144,14 +142,14 @@ function knownTarget(configured: RouteTarget[], location: string | undefined, up
 
 /** What decides under this document (or none): its view and its targets. */
 function inForceOf(doc: RulesDocument | undefined): InForce {
-  const rules: InForce = { view: viewOf(doc), targets: {}, upstreamRoutes: {} };
+  const rules: InForce = { view: viewOf(doc), targets: {} };
   buildTargets(rules, doc);
   return rules;
 }
 
 /** Targets from the options, with the document's (a promote swaps them) where they name known ones. */
 function buildTargets(rules: InForce, doc: RulesDocument | undefined): void {
-  const { targets, upstreamRoutes } = rules;
+  const { targets } = rules;
   const configured: Record<string, RouteTarget> = {};
   configured[STABLE] = { location: options.stable_location, upstream: options.stable_upstream };
   for (const name in options.canaries) configured[name] = options.canaries[name]!;
@@ -167,7 +165,6 @@ function buildTargets(rules: InForce, doc: RulesDocument | undefined): void {
       location: known && location !== undefined ? location : base.location,
       upstream: known && upstream !== undefined ? upstream : base.upstream,
     };
-    upstreamRoutes[targets[name].upstream] = name;
   }
   if (doc === undefined) return;
   for (const name of doc.canaryNames) {
@@ -579,11 +576,6 @@ export function currentRules(): InForce {
   const expiry = inForce.view.nextExpiry;
   if (expiry !== 0 && ngx_time() >= expiry) inForce = { ...inForce, view: viewOf(loaded?.doc) };
   return inForce;
-}
-
-/** The route whose target is this upstream, under the rules in force (log() reads $gray_upstream back; it starts nothing). */
-export function routeOfUpstream(upstream: string): string | undefined {
-  return inForce.upstreamRoutes[upstream];
 }
 
 /** The route's target under these rules (stable's for a route they do not know). */
