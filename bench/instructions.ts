@@ -29,15 +29,6 @@ export interface InstructionRow {
   router: number;
 }
 
-export function valgrindAvailable(): boolean {
-  try {
-    execFileSync("valgrind", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** n requests one after another on one keep-alive connection; throws on an answer other than 200. */
 async function send(port: number, n: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });

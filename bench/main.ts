@@ -30,15 +30,15 @@ import { workersOf } from "../harness/proc.ts";
 import { backend } from "../harness/stack.ts";
 import { NO_IP_KEYS_SERIES, growth } from "./growth.ts";
 import { type Goal, compareVariants, fmt } from "./compare.ts";
-import { type Bed, type RoundPlan, pinAside, startNginx, startVariant, table } from "./measure.ts";
+import { type Bed, type RoundPlan, installed, pinAside, startNginx, startVariant, table } from "./measure.ts";
 import { helperTimes } from "./helpers.ts";
 import { histogramCost } from "./histogram.ts";
 import { FLOOR_MARGIN_US, floorPairs } from "./pairs.ts";
 import { pathCost } from "./path.ts";
-import { instructionPairs, valgrindAvailable } from "./instructions.ts";
+import { instructionPairs } from "./instructions.ts";
 import { lockedStoreCost } from "./locked.ts";
 import { memoryRun } from "./memory.ts";
-import { type Profile, perfAvailable, profile } from "./profile.ts";
+import { type Profile, profile } from "./profile.ts";
 import { fleetStoreLoad } from "./fleet.ts";
 import { pollerCost } from "./poller.ts";
 import { documentLoads, storeLoad } from "./rules.ts";
@@ -164,7 +164,7 @@ async function main(): Promise<number> {
       }
     }
     if (PARTS.has("instructions")) {
-      if (runtime.name !== "native" || !valgrindAvailable()) {
+      if (runtime.name !== "native" || !installed("valgrind")) {
         console.log(
           "\nInstructions: needs the native runtime and valgrind (apt-get install valgrind), so none counted",
         );
@@ -297,7 +297,7 @@ async function main(): Promise<number> {
       targets.push({ name: "worker RSS slope ≈ 0 (< 1 byte per request)", value: worst, met: worst < 1 });
     }
     if (PARTS.has("profile")) {
-      if (!perfAvailable()) {
+      if (!installed("perf")) {
         console.log("\nProfile: perf is not installed (apt-get install linux-perf), so no profile");
       } else {
         const profiles: Profile[] = [];

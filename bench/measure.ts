@@ -3,6 +3,7 @@
  * so drift on a noisy machine falls on all of them alike. Each sample has wrk's figures and the
  * CPU time the target's nginx workers spent per request.
  */
+import { execFileSync } from "node:child_process";
 import { get } from "../harness/http.ts";
 import { freePort } from "../harness/net.ts";
 import { NginxServer } from "../harness/nginx.ts";
@@ -151,4 +152,14 @@ export function table(header: string[], rows: string[][]): string {
     header.map((title, i) => ({ title, cell: (row: string[]) => row[i]! })),
     rows,
   );
+}
+
+/** Whether a tool a part needs (perf, valgrind) is installed: it answers --version. */
+export function installed(command: string): boolean {
+  try {
+    execFileSync(command, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }

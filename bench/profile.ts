@@ -26,15 +26,6 @@ export interface Profile {
   cpuVsPlain?: number;
 }
 
-export function perfAvailable(): boolean {
-  try {
-    execFileSync("perf", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function shares(report: string): Omit<Profile, "variant"> {
   const p = { kernel: 0, nginx: 0, libc: 0, lua: 0, other: 0 };
   for (const m of report.matchAll(/^\s+([\d.]+)%\s+(.+?)\s*$/gm)) {
